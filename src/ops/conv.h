@@ -1,0 +1,26 @@
+#pragma once
+
+#include <array>
+
+#include "core/tensor.h"
+
+namespace x2v::ops {
+
+// 3D convolution over one sample, channels first: x [Cin, T, H, W], w [Cout, Cin, kt, kh, kw],
+// bias [Cout] (may be undefined). Zero padding given explicitly per side (causal convs pad time in
+// front only): pad = {t_front, t_back, h_top, h_bottom, w_left, w_right}; stride = {st, sh, sw}.
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
+              std::array<int, 6> pad);
+
+// 2D convolution: x [Cin, H, W], w [Cout, Cin, kh, kw]; pad = {top, bottom, left, right}.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride,
+              std::array<int, 4> pad);
+
+// Nearest-neighbour ×2 upsampling of the last two dims: x [..., H, W] → [..., 2H, 2W].
+Tensor upsample_nearest2x(const Tensor& x);
+
+// Bicubic resize (PyTorch semantics: A = −0.75, align_corners=false, no antialias, border
+// clamped): x [C, H, W] → [C, oh, ow].
+Tensor resize_bicubic(const Tensor& x, int64_t oh, int64_t ow);
+
+}  // namespace x2v::ops

@@ -1,0 +1,23 @@
+#pragma once
+
+#include "core/tensor.h"
+
+namespace x2v::ops {
+
+// LayerNorm over the last dim, statistics in f32. weight/bias may be undefined (no affine).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+
+// Wan's modulated norm, fused: LN(x)·(1 + scale) + shift (LN without affine).
+// x [L, D]; shift/scale [D] (one row for all tokens) or [L, D] (per token, Wan2.2).
+Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
+
+// RMSNorm over the last dim: y = round_to(x.dtype, x·rsqrt(mean(x²) + eps)) · weight.
+// (WanRMSNorm and T5LayerNorm; the normalized value is cast to `x`'s dtype before the weight multiply,
+// which matters only for bf16 inputs.)
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+
+// The VAE's RMS_norm: x [C, N] (channels first, N = any flattened spatial extent);
+// y[c, n] = x[c, n] / max(‖x[:, n]‖₂, 1e-12) · sqrt(C) · gamma[c].
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
+
+}  // namespace x2v::ops
