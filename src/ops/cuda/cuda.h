@@ -1,0 +1,120 @@
+// The CUDA backend: device runtime (allocator, stream, statistics) and the ops on device tensors.
+// This header includes no CUDA headers, so the dispatchers in src/ops/<family>.cpp and the tools can
+// include it; everything here exists only in builds with X2V_WITH_CUDA.
+//
+// Dtypes: ops accept f32 and bf16 inputs (matrix and attention operands are rounded to bf16, as the
+// reference's autocast and flash_attention do) and accumulate in f32. Unless an op says otherwise
+// its output has the dtype of its first input; an explicit `out` dtype overrides that.
+// Every op is queued on the backend's one stream; copies to and from the host synchronize it.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "ops/linear.h"
+
+namespace x2v::cuda {
+
+// True when a CUDA device can be used (driver, device and runtime present).
+bool available();
+// Selects the device and creates the stream and library handles (idempotent). The allocator is
+// registered with the core at program start; this is called lazily by the first allocation or op.
+void init();
+void synchronize();
+
+struct MemStats {
+  size_t in_use = 0;         // bytes held by live tensors (rounded to the allocator's block sizes)
+  size_t peak_in_use = 0;    // since start or the last reset_peak()
+  size_t reserved = 0;       // bytes obtained from cudaMalloc, live or cached
+  size_t peak_reserved = 0;  // what the process took from the device at most
+  size_t budget = 0;         // 0 = no limit besides the device
+  size_t cudamalloc_calls = 0;
+};
+MemStats mem_stats();
+void reset_peak();
+// Limit on reserved bytes; an allocation past it first frees the cache, then fails with OutOfMemory.
+void set_memory_budget(size_t bytes);
+// Returns cached (free) blocks to the device.
+void empty_cache();
+
+std::string device_description();  // "NVIDIA H100 80GB HBM3, 132 SMs, cc 9.0, 79.1 GiB"
+
+// Timing with device events on the backend stream.
+class Timer {
+ public:
+  Timer();
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  void start();
+  float stop_ms();  // synchronizes
+
+ private:
+  void* a_ = nullptr;
+  void* b_ = nullptr;
+};
+
+// Fills a device tensor (f32 or bf16) with uniform values in [lo, hi) from a counter-based hash:
+// random weights are made on the GPU, never copied from the host.
+void fill_uniform(Tensor& t, uint64_t seed, float lo, float hi);
+// Sets every byte to 0xFF (NaN in f32 and bf16), so an element an op forgets to write shows up.
+void poison(Tensor& t);
+// Dtype conversion on the device (f32 <-> bf16 <-> f16).
+Tensor convert(const Tensor& x, DType to);
+
+}  // namespace x2v::cuda
+
+namespace x2v::ops::cuda {
+
+// linear.cu (cuBLASLt). Bias and tanh-GELU are fused in the GEMM epilogue.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act, DType out);
+Tensor matmul_nt(const Tensor& a, const Tensor& b);
+
+// norm.cu
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, DType out);
+Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                           DType out);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, DType out);
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
+// Wan's q/k path fused: RMSNorm over the full row x [L, H·D] (normalized value rounded to bf16,
+// then times weight), then the 3D RoPE of each head; bf16 [L, H, D] out, ready for attention.
+Tensor rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, int64_t heads, int64_t F,
+                     int64_t Hg, int64_t Wg);
+
+// rope.cu (f32 out, as the reference casts the rotated value to f32)
+Tensor rope_3d(const Tensor& x, int64_t F, int64_t Hg, int64_t Wg);
+
+// elementwise.cu
+enum class Binary { Add, Mul };
+Tensor binary(const Tensor& a, const Tensor& b, Binary op);
+Tensor axpby(const Tensor& a, float alpha, const Tensor& b, float beta);
+enum class Unary { SiLU, GeluTanh, GeluErf };
+Tensor unary(const Tensor& x, Unary op);
+Tensor clamp(const Tensor& x, float lo, float hi);
+void gated_add_(Tensor& x, const Tensor& y, const Tensor& gate);
+void add_(Tensor& x, const Tensor& y);
+
+// attention.cu. cuDNN's fused flash attention (bf16, head dim ≤ 128 and a multiple of 8, no bias or
+// mask) when available, else the backend's own kernel, which also handles bias and key masks.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
+                 const Tensor& key_mask);
+enum class AttnImpl { Auto, Cudnn, Own };
+// For tests and benchmarks: force one implementation (Cudnn fails if it cannot run this case).
+Tensor attention_with(AttnImpl impl, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                      const Tensor& bias, const Tensor& key_mask);
+
+// layout.cu
+Tensor permute(const Tensor& x, const std::vector<int>& perm);
+Tensor concat(const std::vector<Tensor>& xs, int dim);
+Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);
+
+// conv.cu (cuDNN convolution; asymmetric/causal padding applied by an explicit pad pass)
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
+              std::array<int, 6> pad);
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride,
+              std::array<int, 4> pad);
+Tensor upsample_nearest2x(const Tensor& x);
+
+}  // namespace x2v::ops::cuda

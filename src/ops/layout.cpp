@@ -1,0 +1,42 @@
+#include "ops/layout.h"
+
+#include "ops/cpu/cpu.h"
+#include "ops/dispatch.h"
+
+namespace x2v::ops {
+
+using detail::bad_shape;
+
+Tensor permute(const Tensor& x, const std::vector<int>& perm) {
+  if (static_cast<int>(perm.size()) != x.dim()) bad_shape("permute", "permutation rank for " + x.desc());
+  std::vector<bool> seen(perm.size(), false);
+  for (int p : perm) {
+    if (p < 0 || p >= x.dim() || seen[static_cast<size_t>(p)]) bad_shape("permute", "not a permutation for " + x.desc());
+    seen[static_cast<size_t>(p)] = true;
+  }
+  if (!x.is_cpu()) fail(ErrorKind::Unsupported, "permute: no ", device_name(x.device()), " implementation");
+  return cpu::permute(x, perm);
+}
+
+Tensor concat(const std::vector<Tensor>& xs, int dim) {
+  if (xs.empty()) bad_shape("concat", "no inputs");
+  const Tensor& a = xs[0];
+  if (dim < 0) dim += a.dim();
+  for (const auto& t : xs) {
+    bool ok = t.dim() == a.dim() && t.dtype() == a.dtype() && t.device() == a.device() && dim >= 0 && dim < a.dim();
+    for (int i = 0; ok && i < a.dim(); ++i) ok = i == dim || t.size(i) == a.size(i);
+    if (!ok) bad_shape("concat", a.desc() + " with " + t.desc() + " along " + std::to_string(dim));
+  }
+  if (!a.is_cpu()) fail(ErrorKind::Unsupported, "concat: no ", device_name(a.device()), " implementation");
+  return cpu::concat(xs, dim);
+}
+
+Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end) {
+  if (dim < 0) dim += x.dim();
+  if (dim < 0 || dim >= x.dim() || begin < 0 || end < begin || end > x.size(dim))
+    bad_shape("narrow", x.desc() + " [" + std::to_string(begin) + ":" + std::to_string(end) + "] along " + std::to_string(dim));
+  if (!x.is_cpu()) fail(ErrorKind::Unsupported, "narrow: no ", device_name(x.device()), " implementation");
+  return cpu::narrow(x, dim, begin, end);
+}
+
+}  // namespace x2v::ops

@@ -1,0 +1,18 @@
+#include "ops/rope.h"
+
+#include "ops/cpu/cpu.h"
+#include "ops/dispatch.h"
+
+namespace x2v::ops {
+
+Tensor rope_3d(const Tensor& x, int64_t F, int64_t Hg, int64_t Wg) {
+  if (x.dim() != 3 || x.size(2) % 2 || F < 0 || Hg < 0 || Wg < 0 || F * Hg * Wg > x.size(0))
+    detail::bad_shape("rope_3d", x.desc() + " for grid " + std::to_string(F) + "x" + std::to_string(Hg) + "x" +
+                                     std::to_string(Wg));
+  if (F > 1024 || Hg > 1024 || Wg > 1024)
+    fail(ErrorKind::InvalidArgument, "rope_3d: grid ", F, "x", Hg, "x", Wg,
+         " exceeds the model's 1024 positions per axis (frames or size too large)");
+  return cpu::rope_3d(detail::host_f32(x), F, Hg, Wg);
+}
+
+}  // namespace x2v::ops
