@@ -19,8 +19,4 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
 // Nearest-neighbour ×2 upsampling of the last two dims: x [..., H, W] → [..., 2H, 2W].
 Tensor upsample_nearest2x(const Tensor& x);
 
-// Bicubic resize (PyTorch semantics: A = −0.75, align_corners=false, no antialias, border
-// clamped): x [C, H, W] → [C, oh, ow].
-Tensor resize_bicubic(const Tensor& x, int64_t oh, int64_t ow);
-
 }  // namespace x2v::ops
