@@ -1,6 +1,7 @@
 #include "io/safetensors.h"
 
 #include <algorithm>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -111,11 +112,15 @@ SafeTensors SafeTensors::parse(std::shared_ptr<MappedFile> file) {
     if (shape.size() > static_cast<size_t>(kMaxRank))
       bad(path, "tensor \"" + name + "\" has rank " + std::to_string(shape.size()) + " (at most 8)");
     bool empty = false;
+    unsigned __int128 nonzero = 1;  // an empty tensor's other dims must still make a sane shape
     for (const json& d : shape) {
       uint64_t dim = as_u64(path, name, d, "shape");
       if (dim > static_cast<uint64_t>(INT64_MAX)) bad(path, "tensor \"" + name + "\" has an absurd dimension");
       ti.shape.push_back(static_cast<int64_t>(dim));
       empty = empty || dim == 0;
+      if (dim != 0) nonzero *= dim;
+      if (nonzero > static_cast<uint64_t>(INT64_MAX))
+        bad(path, "tensor \"" + name + "\" has shape " + shape.dump() + ", whose element count overflows");
     }
     // shape x dtype size, overflow-checked: anything past the data section is an error already.
     uint64_t bytes = 0;
@@ -162,6 +167,13 @@ Tensor SafeTensors::get(const std::string& name) const {
   const TensorInfo* ti = find(name);
   if (!ti) fail(ErrorKind::NotFound, path(), ": no tensor named \"", name, "\"");
   void* data = const_cast<uint8_t*>(file_->data() + data_start_ + ti->begin);
+  // The format does not align tensors (only the reference writer's ordering does): a misaligned
+  // one is copied rather than handed out as a pointer typed code would misuse.
+  if (reinterpret_cast<uintptr_t>(data) % dtype_size(ti->dtype) != 0) {
+    Tensor t = Tensor::empty(ti->shape, ti->dtype);
+    std::memcpy(t.raw(), data, t.nbytes());
+    return t;
+  }
   return Tensor::wrap(data, ti->shape, ti->dtype, file_);
 }
 
@@ -169,9 +181,20 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
                        const std::map<std::string, std::string>& metadata) {
   json h = json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
+  // Widest dtypes first (stable), as the reference writer does: with the 8-byte-aligned data
+  // section every tensor is then aligned and readers can use it in place.
+  std::vector<const std::pair<std::string, Tensor>*> order;
+  for (const auto& nt : tensors) order.push_back(&nt);
+  std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+    return dtype_size(a->second.dtype()) > dtype_size(b->second.dtype());
+  });
   std::set<std::string> seen;
   uint64_t off = 0;
-  for (const auto& [name, t] : tensors) {
+  for (const auto* nt : order) {
+    const auto& [name, t] = *nt;
+    if (!t.defined()) fail(ErrorKind::InvalidArgument, "write_safetensors: tensor ", name, " is undefined");
+    if (!utf8_valid(name.data(), name.size()))
+      fail(ErrorKind::InvalidArgument, "write_safetensors: tensor name is not UTF-8: ", name);
     if (!seen.insert(name).second) fail(ErrorKind::InvalidArgument, "write_safetensors: duplicate name ", name);
     if (name == "__metadata__") fail(ErrorKind::InvalidArgument, "write_safetensors: reserved name __metadata__");
     h[name] = {{"dtype", dtype_to_safetensors(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {off, off + t.nbytes()}}};
@@ -184,7 +207,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(hs.size()) >> (8 * i));
   out.write(len, 8);
   out.write(hs.data(), hs.size());
-  for (const auto& [name, t] : tensors) {
+  for (const auto* nt : order) {
+    const Tensor& t = nt->second;
     Tensor c = t.is_cpu() ? t : t.to(Device::CPU);
     out.write(c.raw(), c.nbytes());
   }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/mapped_file.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
 
@@ -54,15 +55,12 @@ class SafetensorsStore final : public WeightStore {
 
 class ShardedStore final : public WeightStore {
  public:
-  explicit ShardedStore(const std::string& index_path) : path_(index_path) {
-    std::ifstream in(index_path, std::ios::binary);
-    if (!in) fail(ErrorKind::NotFound, "cannot open ", index_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (ss.str().size() > 100'000'000) fail(ErrorKind::BadFile, index_path, ": index file over 100 MB");
+  explicit ShardedStore(const std::shared_ptr<MappedFile>& index) : path_(index->path()) {
+    const std::string& index_path = path_;
+    if (index->size() > 100'000'000) fail(ErrorKind::BadFile, index_path, ": index file over 100 MB");
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(ss.str());
+      j = nlohmann::json::parse(index->data(), index->data() + index->size());
     } catch (const nlohmann::json::exception& e) {
       fail(ErrorKind::BadFile, index_path, ": not valid JSON (", e.what(), ")");
     }
@@ -177,13 +175,17 @@ std::unique_ptr<WeightStore> open_weights(const std::string& path) {
   if (fs::is_directory(path, ec))
     fail(ErrorKind::InvalidArgument, path, " is a folder; give a weight file (or use --model-dir where a model folder is wanted)");
   if (!fs::exists(path, ec)) fail(ErrorKind::NotFound, "no such file: ", path);
-  if (ends_with(path, ".json")) return std::make_unique<ShardedStore>(path);
+  if (ends_with(path, ".json")) return open_safetensors_index(MappedFile::open(path));
   auto file = MappedFile::open(path);
   // PyTorch zip checkpoints start with a local zip header; safetensors with a little-endian length.
   if (file->size() >= 4 && file->data()[0] == 'P' && file->data()[1] == 'K' && file->data()[2] == 3 &&
       file->data()[3] == 4)
     return open_pth(file);
   return std::make_unique<SafetensorsStore>(SafeTensors::parse(file));
+}
+
+std::unique_ptr<WeightStore> open_safetensors_index(std::shared_ptr<MappedFile> index) {
+  return std::make_unique<ShardedStore>(index);
 }
 
 std::unique_ptr<WeightStore> rename_weights(std::shared_ptr<WeightStore> base,

@@ -35,6 +35,9 @@ class WeightStore {
 
 // Open by content: a safetensors file, a `*.safetensors.index.json`, or a PyTorch zip checkpoint.
 std::unique_ptr<WeightStore> open_weights(const std::string& path);
+// A `*.safetensors.index.json` already in memory; its shards are looked up beside index->path().
+class MappedFile;
+std::unique_ptr<WeightStore> open_safetensors_index(std::shared_ptr<MappedFile> index);
 
 // A view of another store under different names: `map` turns a stored name into the name the
 // model asks for (or nullopt to hide it). Two stored names mapping to one is an error.
