@@ -31,6 +31,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
 
 Tensor rope_3d(const Tensor& x, int64_t F, int64_t Hg, int64_t Wg);
 
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad);
+Tensor upsample_nearest2x(const Tensor& x);
+
 Tensor permute(const Tensor& x, const std::vector<int>& perm);
 Tensor concat(const std::vector<Tensor>& xs, int dim);
 Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);

@@ -1,0 +1,63 @@
+#include "ops/conv.h"
+
+#include <string>
+
+#include "ops/cpu/cpu.h"
+#include "ops/dispatch.h"
+
+namespace x2v::ops {
+
+using detail::bad_shape;
+using detail::host_f32;
+
+namespace {
+std::string ints(const int* v, int n) {
+  std::string s = "(";
+  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + ")";
+}
+
+void require_cpu(const char* op, Device d) {
+  if (d != Device::CPU) fail(ErrorKind::Unsupported, op, ": no ", device_name(d), " implementation yet");
+}
+}  // namespace
+
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad) {
+  const Device d = detail::common_device("conv3d", {&x, &w, &bias});
+  if (x.dim() != 4 || w.dim() != 5 || x.size(0) != w.size(1))
+    bad_shape("conv3d", "input " + x.desc() + " (expected [Cin, T, H, W]) does not match weight " + w.desc() +
+                            " (expected [Cout, Cin, kt, kh, kw])");
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != w.size(0)))
+    bad_shape("conv3d", "bias " + bias.desc() + " does not match weight " + w.desc());
+  for (int i = 0; i < 3; ++i)
+    if (stride[static_cast<size_t>(i)] < 1) bad_shape("conv3d", "stride " + ints(stride.data(), 3) + " must be positive");
+  for (int p : pad)
+    if (p < 0) bad_shape("conv3d", "padding " + ints(pad.data(), 6) + " must not be negative");
+  for (int i = 0; i < 3; ++i) {
+    const int64_t padded = x.size(1 + i) + pad[static_cast<size_t>(2 * i)] + pad[static_cast<size_t>(2 * i + 1)];
+    if (padded < w.size(2 + i))
+      bad_shape("conv3d", "input " + x.desc() + " padded by " + ints(pad.data(), 6) + " is smaller than the kernel " +
+                              w.desc());
+  }
+  require_cpu("conv3d", d);
+  return cpu::conv3d(host_f32(x), host_f32(w), host_f32(bias), stride, pad);
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride, std::array<int, 4> pad) {
+  if (x.dim() != 3 || w.dim() != 4 || x.size(0) != w.size(1))
+    bad_shape("conv2d", "input " + x.desc() + " (expected [Cin, H, W]) does not match weight " + w.desc() +
+                            " (expected [Cout, Cin, kh, kw])");
+  // A 2D conv is a 3D conv over one frame with a kernel one frame deep.
+  Tensor y = conv3d(x.reshape({x.size(0), 1, x.size(1), x.size(2)}),
+                    w.reshape({w.size(0), w.size(1), 1, w.size(2), w.size(3)}), bias, {1, stride[0], stride[1]},
+                    {0, 0, pad[0], pad[1], pad[2], pad[3]});
+  return y.reshape({y.size(0), y.size(2), y.size(3)});
+}
+
+Tensor upsample_nearest2x(const Tensor& x) {
+  if (x.dim() < 2) bad_shape("upsample_nearest2x", "input " + x.desc() + " needs at least 2 dims");
+  require_cpu("upsample_nearest2x", x.device());
+  return cpu::upsample_nearest2x(host_f32(x));
+}
+
+}  // namespace x2v::ops
