@@ -1,6 +1,7 @@
 #include "io/pickle.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -180,6 +181,12 @@ class Unpickler {
     v->items = std::move(items);
     return v;
   }
+  // The container that items go into: freezing the items first means a container can never be
+  // put into itself.
+  Value& insert_target(Value::Type t, const std::vector<ValuePtr>& items) {
+    for (const auto& it : items) it->frozen = true;
+    return mutable_target(t);
+  }
   Value& mutable_target(Value::Type t) {
     const ValuePtr& v = top();
     if (v->type != t)
@@ -189,7 +196,7 @@ class Unpickler {
   }
   void set_items(std::vector<ValuePtr> kv) {
     if (kv.size() % 2) bad("odd number of items for a dict");
-    Value& dict = mutable_target(Value::Type::Dict);
+    Value& dict = insert_target(Value::Type::Dict, kv);
     for (size_t i = 0; i < kv.size(); i += 2) {
       adopt(dict, kv[i]);
       adopt(dict, kv[i + 1]);
@@ -450,14 +457,14 @@ class Unpickler {
       }
       case APPEND: {
         ValuePtr item = pop();
-        Value& list = mutable_target(Value::Type::List);
+        Value& list = insert_target(Value::Type::List, {item});
         adopt(list, item);
         list.items.push_back(std::move(item));
         return false;
       }
       case APPENDS: {
         auto items = pop_mark();
-        Value& list = mutable_target(Value::Type::List);
+        Value& list = insert_target(Value::Type::List, items);
         for (auto& it : items) {
           adopt(list, it);
           list.items.push_back(std::move(it));
