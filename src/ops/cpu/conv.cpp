@@ -27,7 +27,7 @@ struct Geometry {
 void im2col(const float* x, const Geometry& g, int64_t to, int64_t oy0, int64_t oy1, float* col) {
   const int64_t K = g.Cin * g.kt * g.kh * g.kw, N = (oy1 - oy0) * g.Wo;
   const int st = g.stride[0], sh = g.stride[1], sw = g.stride[2];
-#pragma omp parallel for schedule(static) if (K * N > 32768)
+#pragma omp parallel for schedule(static) if (K * N > (1 << 20))
   for (int64_t k = 0; k < K; ++k) {
     const int64_t dx = k % g.kw, dy = (k / g.kw) % g.kh, dt = (k / (g.kw * g.kh)) % g.kt, ci = k / (g.kw * g.kh * g.kt);
     float* row = col + k * N;
@@ -61,7 +61,7 @@ void im2col(const float* x, const Geometry& g, int64_t to, int64_t oy0, int64_t 
 }
 
 void fill_bias(float* y, const float* bias, int64_t Cout, int64_t per_channel) {
-#pragma omp parallel for if (Cout * per_channel > 65536)
+#pragma omp parallel for if (Cout * per_channel > (1 << 20))
   for (int64_t c = 0; c < Cout; ++c) std::fill(y + c * per_channel, y + (c + 1) * per_channel, bias ? bias[c] : 0.f);
 }
 
@@ -116,7 +116,7 @@ Tensor upsample_nearest2x(const Tensor& x) {
   Tensor y = Tensor::empty(os, DType::F32);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
-#pragma omp parallel for if (y.numel() > 65536)
+#pragma omp parallel for if (y.numel() > (1 << 20))
   for (int64_t p = 0; p < planes; ++p)
     for (int64_t i = 0; i < H; ++i) {
       const float* in = xp + (p * H + i) * W;

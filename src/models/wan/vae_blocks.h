@@ -1,0 +1,94 @@
+// Building blocks shared by the Wan2.1 and Wan2.2 VAEs (wan-spec §5.1), each a weights struct named
+// like the checkpoint plus a forward over one chunk of frames [C, n, H, W].
+//
+// Temporal state: the reference threads a flat list of caches (feat_cache) through the network and
+// each cached conv takes the next slot (feat_idx). `Caches` is that list: a chunk claims the slots in
+// the same order every time, so slot k always belongs to the same conv.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/weights.h"
+
+namespace x2v::models::wan::vae {
+
+// What a temporal conv remembers between chunks: up to the last two frames of its input.
+struct CacheSlot {
+  Tensor frames;         // [C, ≤2, H, W], undefined before the first chunk
+  bool started = false;  // the resamplers treat the very first chunk differently
+};
+
+class Caches {
+ public:
+  void start_chunk() { next_ = 0; }
+  CacheSlot& next();
+
+ private:
+  std::vector<CacheSlot> slots_;
+  size_t next_ = 0;
+};
+
+struct Conv {
+  Tensor w, b;  // w [Cout, Cin, kt, kh, kw] (2D convs are stored with kt = 1), b [Cout]
+  static Conv load(const io::WeightStore& ws, const std::string& prefix, const Shape& w_shape);
+  int64_t out_channels() const { return w.size(0); }
+};
+
+// CausalConv3d with kernel 3 in time (padding 1): two frames of context in front, taken from the
+// cache where it has them and zero otherwise. Updates the cache to the last two input frames.
+Tensor causal_conv(const Conv& c, const Tensor& x, CacheSlot& cache);
+// CausalConv3d 1×1×1: no temporal context, no cache.
+Tensor pointwise_conv(const Conv& c, const Tensor& x);
+
+// RMS_norm → SiLU (the pre-activation every residual branch and head starts with).
+Tensor norm_silu(const Tensor& x, const Tensor& gamma);
+
+struct ResidualBlock {
+  Tensor gamma1, gamma2;
+  Conv conv1, conv2;
+  std::optional<Conv> shortcut;  // 1×1×1 when in ≠ out
+  static ResidualBlock load(const io::WeightStore& ws, const std::string& prefix, int64_t in, int64_t out);
+  Tensor forward(const Tensor& x, Caches& caches) const;
+};
+
+// Single-head self-attention over the pixels of each frame separately.
+struct AttentionBlock {
+  Tensor gamma;
+  Tensor qkv_w, qkv_b, proj_w, proj_b;  // 1×1 conv weights kept as linear [out, in]
+  static AttentionBlock load(const io::WeightStore& ws, const std::string& prefix, int64_t C);
+  Tensor forward(const Tensor& x) const;
+};
+
+struct Resample {
+  enum class Mode { Upsample2d, Upsample3d, Downsample2d, Downsample3d };
+  Mode mode;
+  Conv spatial;                 // resample.1: 3×3 conv, stored as [Cout, Cin, 1, 3, 3]
+  std::optional<Conv> time;     // time_conv of the 3d modes
+  // `up_out`: output channels of the upsampling conv (Wan2.1: C/2, Wan2.2: C).
+  static Resample load(const io::WeightStore& ws, const std::string& prefix, int64_t C, Mode mode, int64_t up_out);
+  Tensor forward(const Tensor& x, Caches& caches) const;
+};
+
+using Layer = std::variant<ResidualBlock, AttentionBlock, Resample>;
+Tensor forward(const Layer& l, const Tensor& x, Caches& caches);
+
+// Wan2.2's parameter-free shortcuts (wan-spec §5.4). CPU tensors only for now: they are cheap
+// gathers that the device backend will get as a kernel.
+struct AvgDown3D {
+  int64_t in, out, ft, fs;
+  Tensor forward(const Tensor& x) const;
+};
+struct DupUp3D {
+  int64_t in, out, ft, fs;
+  Tensor forward(const Tensor& x, bool first_chunk) const;
+};
+
+// 2×2 pixel (un)patchify of Wan2.2: [3, T, H, W] ↔ [12, T, H/2, W/2], channel c·4 + col·2 + row.
+Tensor patchify2(const Tensor& x);
+Tensor unpatchify2(const Tensor& x);
+
+}  // namespace x2v::models::wan::vae
