@@ -1,0 +1,327 @@
+#include "pipeline/pipeline.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "io/video.h"
+#include "io/weights.h"
+#include "models/wan/clip.h"
+#include "models/wan/detect.h"
+#include "models/wan/dit.h"
+#include "models/wan/t5.h"
+#include "models/wan/tokenizer.h"
+#include "models/wan/vae.h"
+#include "ops/layout.h"
+#include "pipeline/i2v.h"
+#include "pipeline/model_dir.h"
+#include "pipeline/noise.h"
+#include "sched/sampler.h"
+
+namespace x2v::pipeline {
+namespace fs = std::filesystem;
+namespace wan = models::wan;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Times one stage and tells the observer; the times go into the result's summary.
+class Stage {
+ public:
+  Stage(GenerateResult& r, Observer* o, std::string name, int64_t total)
+      : r_(r), o_(o), name_(std::move(name)), total_(total) {
+    if (o_) o_->stage_begin(name_, total);
+  }
+  ~Stage() { end(); }
+  void progress(int64_t done, int64_t total = -1) {
+    if (total >= 0) total_ = total;
+    if (o_) o_->stage_progress(done, total_);
+  }
+  void end() {
+    if (ended_) return;
+    ended_ = true;
+    r_.stages.push_back({name_, std::chrono::duration<double>(Clock::now() - t0_).count()});
+    if (o_) o_->stage_end();
+  }
+
+ private:
+  GenerateResult& r_;
+  Observer* o_;
+  std::string name_;
+  int64_t total_;
+  Clock::time_point t0_ = Clock::now();
+  bool ended_ = false;
+};
+
+size_t peak_rss_bytes() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<size_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+// One tensor of a reproduction file, as f32 on the host.
+Tensor read_named(const std::string& path, const std::string& name, const char* option) {
+  io::SafeTensors st = io::SafeTensors::open(path);
+  if (!st.has(name)) {
+    std::string have;
+    for (const auto& t : st.tensors()) have += (have.empty() ? "" : ", ") + t.name;
+    fail(ErrorKind::NotFound, option, " ", path, " has no tensor \"", name, "\" (it holds: ",
+         have.empty() ? "nothing" : have, ")");
+  }
+  Tensor t = st.get(name);
+  if (!dtype_is_float(t.dtype()))
+    fail(ErrorKind::BadFile, option, " ", path, ": \"", name, "\" is ", t.desc(), "; expected floating point");
+  return t.to(DType::F32).clone();
+}
+
+// Text embeddings [L, text_dim] (a leading batch of 1 is accepted).
+Tensor check_context(Tensor c, const std::string& what, int64_t text_dim, int64_t text_len) {
+  if (c.dim() == 3 && c.size(0) == 1) c = c[0];
+  if (c.dim() != 2 || c.size(0) < 1 || c.size(0) > text_len || c.size(1) != text_dim)
+    fail(ErrorKind::InvalidArgument, what, " is ", c.desc(), "; the DiT takes [L, ", text_dim, "] text embeddings with 1 <= L <= ",
+         text_len, " (T5 outputs of a model with text_dim ", text_dim, ")");
+  return c;
+}
+
+// What the DiT file is, from its tensors alone (cheap: no weight is read), so that a model of the
+// wrong task is refused before minutes of text encoding.
+void check_dit_fits_task(const std::string& path, Task task) {
+  auto store = io::open_weights(path);
+  wan::Layout l = wan::detect(*store);
+  if (l.kind != wan::Kind::DiT)
+    fail(ErrorKind::InvalidArgument, "the DiT file ", path, " holds ",
+         l.kind == wan::Kind::Unknown ? std::string("no model x2v recognizes") : std::string("a ") + wan::kind_name(l.kind),
+         ", not a Wan DiT; check --dit / --model-dir (`x2v info FILE` shows what a file holds)");
+  const std::string p = l.diffusers ? "" : l.prefix;
+  const Shape pe = store->meta(p + "patch_embedding.weight").shape;
+  const int64_t in_dim = pe.size() == 5 ? pe[1] : -1;
+  const bool clip = store->has(p + (l.diffusers ? "condition_embedder.image_embedder.norm1.weight" : "img_emb.proj.0.weight"));
+  if (in_dim == 48)
+    fail(ErrorKind::Unsupported, path, " is a Wan2.2 TI2V-5B DiT (in_dim 48); x2v runs Wan2.1 T2V and I2V models");
+  if (task == Task::T2V && (in_dim != 16 || clip))
+    fail(ErrorKind::InvalidArgument, path, " is an image-to-video DiT (in_dim ", in_dim,
+         clip ? ", CLIP branch" : "", "); run it with --task i2v --image FILE, or use a text-to-video model");
+  if (task == Task::I2V) {
+    if (in_dim == 16)
+      fail(ErrorKind::InvalidArgument, path,
+           " is a text-to-video DiT (in_dim 16); --task i2v needs an I2V model (Wan2.1-I2V-14B-480P/720P), or use --task t2v");
+    if (in_dim != 36)
+      fail(ErrorKind::Unsupported, path, ": a DiT with in_dim ", in_dim, " is not a Wan2.1 I2V model (in_dim 36)");
+    if (!clip)
+      fail(ErrorKind::Unsupported, path,
+           " is an I2V DiT without the CLIP image branch (Wan2.2 I2V-A14B); x2v runs Wan2.1 I2V models");
+  }
+}
+
+wan::WanVAE load_vae(const std::string& path) {
+  std::shared_ptr<io::WeightStore> store = io::open_weights(path);
+  wan::Layout l = wan::detect(*store);
+  if (l.kind == wan::Kind::VAE22)
+    fail(ErrorKind::Unsupported, "the VAE file ", path, " is the Wan2.2 VAE; Wan2.1 models use Wan2.1_VAE.pth");
+  std::shared_ptr<io::WeightStore> named = wan::vae_official_names(store);
+  if (wan::detect(*named).kind != wan::Kind::VAE21)
+    fail(ErrorKind::InvalidArgument, "the VAE file ", path, " holds ",
+         l.kind == wan::Kind::Unknown ? std::string("no model x2v recognizes") : std::string("a ") + wan::kind_name(l.kind),
+         ", not the Wan2.1 VAE; check --vae / --model-dir");
+  wan::VaeConfig cfg = wan::resolve_vae_config({}, *named);
+  return wan::WanVAE::load(*named, cfg);
+}
+
+void check_parent_writable(const std::string& path, const char* option) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  fs::path parent = fs::path(p).parent_path();
+  if (parent.empty()) parent = ".";
+  std::error_code ec;
+  if (!fs::exists(parent, ec))
+    fail(ErrorKind::Io, option, " ", path, ": the folder ", parent.string(), " does not exist; create it first");
+  if (!fs::is_directory(parent, ec))
+    fail(ErrorKind::Io, option, " ", path, ": ", parent.string(), " is not a folder");
+  if (access(parent.c_str(), W_OK | X_OK) != 0)
+    fail(ErrorKind::Io, option, " ", path, ": the folder ", parent.string(), " is not writable");
+}
+
+}  // namespace
+
+void check_outputs(const GenerateSettings& s) {
+  if (!s.output.empty()) {
+    const io::VideoTarget target = io::video_target(s.output);
+    if (target == io::VideoTarget::File && !io::can_write_video_files())
+      fail(ErrorKind::Unsupported, "-o ", s.output,
+           ": this build of x2v has no H.264 encoder (FFmpeg libraries not found at build time); write PNG frames with "
+           "-o FOLDER/ or rebuild after scripts/install-deps.sh");
+    check_parent_writable(s.output, "-o");
+  }
+  if (!s.output_tensor.empty()) check_parent_writable(s.output_tensor, "--output-tensor");
+  if (!s.output.empty() && s.output == s.output_tensor)
+    fail(ErrorKind::InvalidArgument, "-o and --output-tensor name the same file ", s.output);
+}
+
+GenerateResult generate(const GenerateSettings& s, Observer* obs) {
+  GenerateResult res;
+  res.seed = s.seed;
+  res.frames = s.frames;
+  check_outputs(s);
+
+  const bool i2v = s.task == Task::I2V;
+  Needs needs;
+  needs.text_encoder = s.text_embeddings.empty();
+  needs.clip = i2v && s.clip_embeddings.empty();
+  const ModelFiles files = find_model_files(s.model, needs);
+  check_dit_fits_task(files.dit, s.task);
+
+  // The DiT's configuration first (cheap), so the text embeddings can be checked against it.
+  wan::DitConfig dit_cfg;
+  {
+    std::shared_ptr<io::WeightStore> store = io::open_weights(files.dit);
+    wan::DitConfigFields given;
+    if (!files.dit_config.empty()) given = wan::read_dit_config(files.dit_config);
+    wan::Layout l = wan::detect(*store);
+    if (!l.diffusers && l.prefix.empty()) {
+      dit_cfg = wan::resolve_dit_config(given, *store);
+      if (i2v != dit_cfg.takes_y())
+        fail(ErrorKind::InvalidArgument, files.dit_config.empty() ? files.dit : files.dit_config, " says model_type \"",
+             dit_cfg.model_type, "\", which does not fit --task ", task_name(s.task));
+    }
+  }
+
+  // 1. Text.
+  Tensor context, context_null;
+  if (!s.text_embeddings.empty()) {
+    Stage st(res, obs, "text embeddings", 0);
+    context = read_named(s.text_embeddings, "context", "--text-embeddings");
+    if (s.cfg) context_null = read_named(s.text_embeddings, "context_null", "--text-embeddings");
+  } else {
+    Stage st(res, obs, "text encoder", s.cfg ? 2 : 1);
+    wan::Tokenizer tok = wan::Tokenizer::open(files.tokenizer);
+    wan::T5Encoder t5 = wan::T5Encoder::load(files.t5);
+    context = t5.encode(tok, s.prompt);
+    st.progress(1);
+    if (s.cfg) {
+      context_null = t5.encode(tok, s.negative_prompt);
+      st.progress(2);
+    }
+  }
+
+  // 2. Image conditioning (I2V): size from the image, CLIP features, the VAE-encoded first frame.
+  std::optional<wan::WanVAE> vae;
+  Tensor clip_fea, y;
+  int width = s.width, height = s.height;
+  if (i2v) {
+    Tensor image = io::image_to_unit(io::read_image(s.image));  // [3, h0, w0]
+    const I2VSize sz = i2v_size(image.size(1), image.size(2), s.max_area);
+    width = sz.width();
+    height = sz.height();
+    if (!s.clip_embeddings.empty()) {
+      Stage st(res, obs, "image embeddings", 0);
+      clip_fea = read_named(s.clip_embeddings, "clip_context", "--clip-embeddings");
+    } else {
+      Stage st(res, obs, "image encoder", 0);
+      wan::EncoderConfigJson user;
+      if (!files.clip_config.empty()) user = wan::EncoderConfigJson(files.clip_config);
+      wan::ClipVisionEncoder clip = wan::ClipVisionEncoder::load(files.clip, std::move(user));
+      clip_fea = clip.encode(image);
+    }
+    if (clip_fea.dim() == 3 && clip_fea.size(0) == 1) clip_fea = clip_fea[0];
+    if (clip_fea.dim() != 2 || clip_fea.size(0) != 257 || clip_fea.size(1) != 1280)
+      fail(ErrorKind::InvalidArgument, "the CLIP image features are ", clip_fea.desc(),
+           "; the Wan2.1 I2V DiT takes [257, 1280] (ViT-H/14 tokens)");
+    {
+      Stage st(res, obs, "VAE encode", 0);
+      vae.emplace(load_vae(files.vae));
+      Tensor video_in = i2v_vae_input(image, s.frames, height, width);
+      Tensor latent = vae->encode(video_in, [&](int64_t done, int64_t total) { st.progress(done, total); });
+      Tensor mask = i2v_mask(s.frames, sz.lat_h, sz.lat_w);
+      y = ops::concat({mask, latent.to(DType::F32)}, 0);
+    }
+  } else {
+    check_size(width, height, "--size");
+  }
+  res.width = width;
+  res.height = height;
+
+  // 3. The DiT.
+  wan::DitLoadOptions dopt;
+  dopt.device = s.device;
+  dopt.matmul_dtype = s.device == Device::CPU ? DType::F32 : DType::BF16;
+  std::optional<wan::DitModel> dit;
+  {
+    Stage st(res, obs, "load DiT", 0);
+    dit.emplace(wan::DitModel::load(files.dit, files.dit_config, dopt));
+  }
+  const wan::DitConfig& cfg = dit->config();
+  if (cfg.takes_y() != i2v)
+    fail(ErrorKind::InvalidArgument, files.dit, " is a ", cfg.model_type, " model; it does not fit --task ", task_name(s.task));
+  context = check_context(context, "the prompt's text embedding", cfg.text_dim, cfg.text_len);
+  if (s.cfg) context_null = check_context(context_null, "the negative prompt's text embedding", cfg.text_dim, cfg.text_len);
+
+  // 4. Noise.
+  const Shape latent_shape = {cfg.out_dim, s.latent_frames(), height / 8, width / 8};
+  Tensor x;
+  if (!s.noise.empty()) {
+    x = read_named(s.noise, "noise", "--noise");
+    if (x.shape() != latent_shape)
+      fail(ErrorKind::InvalidArgument, "--noise ", s.noise, ": \"noise\" is ", x.desc(), "; this request needs ",
+           shape_str(latent_shape), " (", s.frames, " frames at ", width, "x", height, ")");
+  } else {
+    x = gaussian_noise(latent_shape, s.seed);
+  }
+
+  // 5. Denoising.
+  {
+    Stage st(res, obs, "denoise", s.sampler.steps);
+    std::unique_ptr<sched::Sampler> sampler = sched::make_sampler(s.sampler);
+    const Device dev = s.device;
+    Tensor yd = y.defined() ? y.to(dev) : Tensor();
+    const wan::DitContext ctx_c = dit->embed_context(context.to(dev), clip_fea.defined() ? clip_fea.to(dev) : Tensor());
+    wan::DitContext ctx_u;
+    if (s.cfg) ctx_u = dit->embed_context(context_null.to(dev), clip_fea.defined() ? clip_fea.to(dev) : Tensor());
+    x = x.to(dev);
+    for (int k = 0; k < s.sampler.steps; ++k) {
+      const Tensor t = Tensor::from_f32({sampler->timestep()}, {1}).to(dev);
+      Tensor v = dit->forward(x, yd, t, ctx_c);
+      if (s.cfg) {
+        Tensor v_u = dit->forward(x, yd, t, ctx_u);
+        v = sched::cfg_combine(v_u, v, static_cast<float>(s.guide_scale));
+      }
+      x = sampler->step(v, x);
+      st.progress(k + 1);
+    }
+  }
+  dit.reset();  // the DiT's memory is not needed for decoding
+
+  // 6. Decode.
+  {
+    Stage st(res, obs, "VAE decode", 0);
+    if (!vae) vae.emplace(load_vae(files.vae));
+    res.video = vae->decode(x.to(Device::CPU).to(DType::F32), nullptr,
+                            [&](int64_t done, int64_t total) { st.progress(done, total); })
+                    .to(DType::F32);
+  }
+
+  // 7. Outputs, each written to a temporary name and renamed.
+  {
+    Stage st(res, obs, "write", 0);
+    if (!s.output_tensor.empty()) {
+      io::write_safetensors(s.output_tensor, {{"video", res.video}},
+                            {{"fps", std::to_string(s.fps)}, {"seed", std::to_string(s.seed)}});
+      res.written.push_back(s.output_tensor);
+    }
+    if (!s.output.empty()) {
+      io::VideoOptions vo;
+      vo.fps = s.fps;
+      io::write_video(s.output, res.video, vo);
+      res.written.push_back(s.output);
+    }
+  }
+  res.peak_host_bytes = peak_rss_bytes();
+  return res;
+}
+
+}  // namespace x2v::pipeline
