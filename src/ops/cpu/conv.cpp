@@ -94,7 +94,9 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
 
   const int64_t K = g.Cin * g.kt * g.kh * g.kw;
   const int64_t band = std::clamp<int64_t>(static_cast<int64_t>(kColumnBudget / sizeof(float)) / (K * g.Wo), 1, g.Ho);
-  std::vector<float> col(static_cast<size_t>(K * band * g.Wo));
+  // Reused across calls: a fresh 32 MiB buffer per conv would be page-faulted in every time.
+  thread_local std::vector<float> col;
+  if (col.size() < static_cast<size_t>(K * band * g.Wo)) col.resize(static_cast<size_t>(K * band * g.Wo));
   for (int64_t to = 0; to < g.To; ++to) {
     for (int64_t oy0 = 0; oy0 < g.Ho; oy0 += band) {
       const int64_t oy1 = std::min(g.Ho, oy0 + band), N = (oy1 - oy0) * g.Wo;
