@@ -211,3 +211,23 @@ TEST(WanVae21, DiffusersNamesLoadAndMatch) {
   EXPECT_EQ(vae_name_from_diffusers("decoder.up_blocks.3.resnets.2.norm2.gamma", 22),
             "decoder.upsamples.3.upsamples.2.residual.3.gamma");
 }
+
+TEST(WanVae, EncodeIsCausal) {
+  // Encoding the first 1 and 5 frames gives the first 1 and 2 latent frames of the full encode (an image
+  // is encoded as a one-frame video, as TI2V and I2V do).
+  for (const auto& [w, io_name] : {std::pair{"wan21/vae.safetensors", "wan21/vae.io.safetensors"},
+                                   std::pair{"wan22/vae22.safetensors", "wan22/vae22.io.safetensors"}}) {
+    SCOPED_TRACE(w);
+    Loaded l = load(w);
+    io::SafeTensors io = io::SafeTensors::open(test::fixture(io_name));
+    Tensor video = io.get("video").to(DType::F32), latent = io.get("latent").to(DType::F32);
+    for (int64_t frames : {1, 5}) {
+      Tensor v = Tensor::empty({3, frames, video.size(2), video.size(3)}, DType::F32);
+      for (int64_t c = 0; c < 3; ++c) v[c].copy_from(video[c].slice(0, frames));
+      const int64_t lt = 1 + (frames - 1) / 4;
+      Tensor ref = Tensor::empty({latent.size(0), lt, latent.size(2), latent.size(3)}, DType::F32);
+      for (int64_t c = 0; c < latent.size(0); ++c) ref[c].copy_from(latent[c].slice(0, lt));
+      test::expect_close(l.vae->encode(v), ref, 1e-4, std::to_string(frames) + " frames");
+    }
+  }
+}

@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <memory>
 
-#include "io/weights.h"
 #include "models/wan/vae.h"
 #include "run_component.h"
 
@@ -19,12 +18,7 @@ namespace {
 
 using models::wan::WanVAE;
 
-WanVAE load_vae(const ComponentPaths& p) {
-  std::shared_ptr<io::WeightStore> store = models::wan::vae_official_names(io::open_weights(p.weights));
-  models::wan::VaeConfigFields given;
-  if (!p.config.empty()) given = models::wan::read_vae_config(p.config);
-  return WanVAE::load(*store, models::wan::resolve_vae_config(given, *store));
-}
+WanVAE load_vae(const ComponentPaths& p) { return WanVAE::load(p.weights, p.config); }
 
 // A one-line counter on a terminal; nothing when stderr is a file or pipe.
 models::wan::VaeProgress progress_line(const char* what) {

@@ -211,6 +211,13 @@ WanVAE WanVAE::load(const io::WeightStore& w, const VaeConfig& cfg) {
   return WanVAE(std::move(impl));
 }
 
+WanVAE WanVAE::load(const std::string& weights_path, const std::string& config_path) {
+  std::shared_ptr<io::WeightStore> store = vae_official_names(io::open_weights(weights_path));
+  VaeConfigFields given;
+  if (!config_path.empty()) given = read_vae_config(config_path);
+  return load(*store, resolve_vae_config(given, *store));
+}
+
 Shape WanVAE::latent_shape(const Shape& v) const {
   const VaeConfig& c = impl_->cfg;
   const int64_t s = c.spatial_stride();

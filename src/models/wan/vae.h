@@ -69,6 +69,9 @@ class WanVAE {
  public:
   // Loads and checks every tensor (official names; see vae_official_names). Weights are kept in f32.
   static WanVAE load(const io::WeightStore& w, const VaeConfig& cfg);
+  // From a file (official or diffusers names; .safetensors, index or .pth) and an optional JSON config
+  // ("" = infer everything from the weights).
+  static WanVAE load(const std::string& weights_path, const std::string& config_path = "");
   ~WanVAE();
   WanVAE(WanVAE&&) noexcept;
   WanVAE& operator=(WanVAE&&) noexcept;
