@@ -474,6 +474,7 @@ U32 fix_segment(U32 text, bool unescape) {
     text = fix_line_breaks(text);
     text = remove_terminal_escapes(text);
     text = remove_control_chars(text);
+    text = nfc(text);
     if (text == before) break;
   }
   return text;

@@ -7,11 +7,10 @@
 //   (C1 controls read as Windows-1252), fix_latin_ligatures, fix_character_width (fullwidth and
 //   halfwidth forms → their NFKC form, U+3000 → space; so the fullwidth comma U+FF0C of the Chinese
 //   negative prompt becomes ','), uncurl_quotes (U+02BC, U+2018–U+201B → ', U+201C–U+201F → "),
-//   fix_line_breaks, remove_terminal_escapes (ASCII digits only), remove_control_chars.
+//   fix_line_breaks, remove_terminal_escapes (ASCII digits only), remove_control_chars, and the
+//   final NFC normalization (Unicode 14 tables; this is what joins halfwidth ｶ + ﾞ into ガ).
 // Not reproduced (documented limitations):
 //   - fix_encoding (mojibake repair: "Ã©" stays "Ã©"; ftfy would make it "é");
-//   - the final NFC normalization (text typed or pasted is NFC already; decomposed accents stay
-//     decomposed — the tokenizer's own NFKC-style normalizer usually composes them anyway);
 //   - fix_surrogates (UTF-8 input cannot hold surrogates; invalid UTF-8 bytes become U+FFFD).
 // HTML entities: numeric references exactly as Python's html.unescape; named ones for the
 // HTML 4.01 set plus &apos; (with ftfy's upper-case variants such as &EACUTE;, and html.unescape's
@@ -31,5 +30,7 @@ std::string ftfy_fix_text(std::string_view text);
 std::string html_unescape(std::string_view text);
 std::string collapse_whitespace(std::string_view text);  // Python: re.sub(r'\s+', ' ', t).strip()
 std::string strip_whitespace(std::string_view text);     // Python: str.strip()
+// Unicode NFC (Python's unicodedata.normalize('NFC', s)), on code points.
+std::u32string nfc(std::u32string_view s);
 
 }  // namespace x2v::models::wan
