@@ -1,6 +1,10 @@
 #include "models/wan/detect.h"
 
-#include <sstream>
+#include <filesystem>
+#include <memory>
+
+#include "models/wan/dit_config.h"
+#include "models/wan/keys.h"
 
 namespace x2v::models::wan {
 
@@ -42,21 +46,29 @@ Layout detect(const io::WeightStore& w) {
 std::vector<std::string> describe(const io::WeightStore& w) {
   Layout l = detect(w);
   std::vector<std::string> out;
-  std::ostringstream os;
-  os << "model: " << kind_name(l.kind);
-  if (l.kind == Kind::DiT) {
-    os << (l.diffusers ? " (diffusers names)" : l.prefix.empty() ? " (official names)" : " (prefix " + l.prefix + ")");
-    out.push_back(os.str());
-    std::string p = l.diffusers ? "" : l.prefix;
-    Shape pe = w.meta(p + "patch_embedding.weight").shape;
-    if (pe.size() == 5) {
-      std::ostringstream c;
-      bool i2v = w.has(p + (l.diffusers ? "condition_embedder.image_embedder.norm1.weight" : "img_emb.proj.0.weight"));
-      c << "config: dim " << pe[0] << ", in_dim " << pe[1] << ", model_type " << (i2v ? "i2v" : (pe[1] == 48 ? "ti2v" : "t2v"));
-      out.push_back(c.str());
+  std::string model = std::string("model: ") + kind_name(l.kind);
+  if (l.kind != Kind::DiT) {
+    out.push_back(model);
+    return out;
+  }
+  out.push_back(model + (l.diffusers ? " (diffusers names)" : l.prefix.empty() ? " (official names)" : " (names prefixed " + l.prefix + ")"));
+  // describe() borrows the store; the renaming view needs shared ownership, so hand it a non-owning one.
+  std::shared_ptr<io::WeightStore> borrowed(const_cast<io::WeightStore*>(&w), [](io::WeightStore*) {});
+  try {
+    auto named = dit_official_names(borrowed, l);
+    DitConfigFields given;
+    std::filesystem::path beside = std::filesystem::path(w.source()).parent_path() / "config.json";
+    std::error_code ec;
+    std::string from = "inferred from the tensor shapes";
+    if (std::filesystem::is_regular_file(beside, ec)) {
+      given = read_dit_config(beside.string());
+      from = "from " + beside.string() + ", checked against the tensors";
     }
-  } else {
-    out.push_back(os.str());
+    DitConfig c = resolve_dit_config(given, *named);
+    out.push_back("config: " + c.summary());
+    out.push_back("config source: " + from);
+  } catch (const Error& e) {
+    out.push_back(std::string("config: cannot be inferred: ") + e.what());
   }
   return out;
 }
