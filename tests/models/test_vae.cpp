@@ -231,3 +231,17 @@ TEST(WanVae, EncodeIsCausal) {
     }
   }
 }
+
+TEST(WanVae21, AllInOnePrefixIsStripped) {
+  auto official = std::shared_ptr<io::WeightStore>(io::open_weights(test::fixture("wan21/vae.safetensors")));
+  std::vector<std::pair<std::string, Tensor>> t;
+  for (const std::string& n : official->names()) t.emplace_back("first_stage_model." + n, official->load(n));
+  t.emplace_back("model.diffusion_model.head.head.weight", test::random_tensor({4, 4}, 1));  // another network
+  const std::string path = test::temp_dir() + "/all_in_one.safetensors";
+  io::write_safetensors(path, t);
+  auto store = vae_official_names(std::shared_ptr<io::WeightStore>(io::open_weights(path)));
+  EXPECT_EQ(store->names(), official->names());
+  WanVAE vae = WanVAE::load(path);
+  io::SafeTensors io = io::SafeTensors::open(test::fixture("wan21/vae.io.safetensors"));
+  test::expect_close(vae.encode(io.get("video").to(DType::F32)), io.get("latent").to(DType::F32), 1e-4, "prefixed");
+}

@@ -156,7 +156,10 @@ Coder build_decoder(const io::WeightStore& ws, const VaeConfig& c) {
       }
     }
     d.stages.push_back(std::move(s));
-  } else {  // Up_ResidualBlock per level: decoder.upsamples.i.upsamples.j + DupUp3D shortcut
+  } else {
+    // Up_ResidualBlock per level: decoder.upsamples.i.upsamples.j + DupUp3D shortcut. (wan-spec §5.4
+    // lists these levels one step off: with dims [1024, 1024, 1024, 512, 256] level 1 keeps 1024, level 2
+    // goes to 512 with the 2D upsample, level 3 to 256 with a shortcut conv — as the checkpoint shapes say.)
     for (size_t i = 0; i < levels; ++i) {
       const std::string p = "decoder.upsamples." + std::to_string(i) + ".upsamples.";
       const bool up = i + 1 != levels, tu = i < tup.size() && tup[i];

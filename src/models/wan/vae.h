@@ -57,7 +57,8 @@ VaeConfigFields read_vae_config(const std::string& path);
 VaeConfig resolve_vae_config(const VaeConfigFields& given, const io::WeightStore& w);
 
 // A view of `store` under the official VAE names: diffusers `AutoencoderKLWan` names (wan-spec §8.4)
-// are translated, official files are returned as they are.
+// are translated, a `first_stage_model.` or `vae.` prefix (all-in-one files) is stripped and the other
+// networks' tensors hidden; official files are returned as they are.
 std::shared_ptr<io::WeightStore> vae_official_names(std::shared_ptr<io::WeightStore> store);
 // diffusers name → official name; unknown names come back unchanged.
 std::string vae_name_from_diffusers(const std::string& name, int version);

@@ -85,6 +85,18 @@ std::string vae_name_from_diffusers(const std::string& name, int version) {
 }
 
 std::shared_ptr<io::WeightStore> vae_official_names(std::shared_ptr<io::WeightStore> store) {
+  // All-in-one checkpoints carry the VAE under a prefix beside other networks: keep only its tensors.
+  for (const std::string prefix : {"first_stage_model.", "vae."}) {
+    if (store->has("decoder.conv1.weight") || store->has("decoder.conv_in.weight")) break;
+    if (!store->has(prefix + "decoder.conv1.weight") && !store->has(prefix + "decoder.conv_in.weight")) continue;
+    store = io::rename_weights(
+        store,
+        [prefix](const std::string& n) -> std::optional<std::string> {
+          if (n.rfind(prefix, 0) != 0) return std::nullopt;
+          return n.substr(prefix.size());
+        },
+        store->source() + " (VAE under \"" + prefix + "\")");
+  }
   if (!store->has("decoder.conv_in.weight") && !store->has("post_quant_conv.weight")) return store;
   int version = 21;
   for (const std::string& n : store->names())
