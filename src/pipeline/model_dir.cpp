@@ -136,16 +136,21 @@ std::string find_component(const fs::path& root, const std::vector<std::string>&
   return {};
 }
 
-[[noreturn]] void missing(const char* what, const char* option, const std::vector<std::string>& tried,
+[[noreturn]] void missing(const char* what, const char* option, std::vector<std::string> tried,
                           const std::string& hint) {
+  std::vector<std::string> uniq;
+  for (const auto& t : tried)
+    if (std::find(uniq.begin(), uniq.end(), t) == uniq.end()) uniq.push_back(t);
   std::ostringstream os;
-  os << what << " not found: looked for " << join(tried, ", ") << "; pass " << option << hint;
+  if (uniq.empty()) os << what << " not found (no --model-dir to look in)";
+  else os << what << " not found: looked for " << join(uniq, ", ");
+  os << "; pass " << option << hint;
   fail(ErrorKind::NotFound, os.str());
 }
 
 }  // namespace
 
-ModelFiles find_model_files(const ModelPaths& p, const Needs& needs) {
+ModelFiles find_dit_files(const ModelPaths& p) {
   ModelFiles f;
   const bool have_dir = !p.model_dir.empty();
   if (have_dir) {
@@ -157,7 +162,6 @@ ModelFiles find_model_files(const ModelPaths& p, const Needs& needs) {
   }
   const fs::path root = have_dir ? fs::path(p.model_dir) : fs::path();
 
-  // DiT
   fs::path dit_dir;
   if (!p.dit.empty()) {
     checked_path(p.dit, "--dit", true);
@@ -199,6 +203,13 @@ ModelFiles find_model_files(const ModelPaths& p, const Needs& needs) {
     }
   }
 
+  return f;
+}
+
+ModelFiles find_model_files(const ModelPaths& p, const Needs& needs) {
+  ModelFiles f = find_dit_files(p);
+  const bool have_dir = !p.model_dir.empty();
+  const fs::path root = have_dir ? fs::path(p.model_dir) : fs::path();
   auto component = [&](const std::string& given, const char* option, const char* what,
                        const std::vector<std::string>& names, const std::vector<std::string>& comfy) -> std::string {
     if (!given.empty()) return checked_path(given, option, false);
@@ -207,7 +218,6 @@ ModelFiles find_model_files(const ModelPaths& p, const Needs& needs) {
       std::string hit = find_component(root, names, comfy, tried);
       if (!hit.empty()) return hit;
     }
-    if (!have_dir) tried.push_back(std::string("(no --model-dir given)"));
     missing(what, option, tried, " FILE");
   };
 
@@ -225,7 +235,6 @@ ModelFiles find_model_files(const ModelPaths& p, const Needs& needs) {
         if (is_dir(root / kTokenizerDir)) f.tokenizer = (root / kTokenizerDir).string();
       }
       if (f.tokenizer.empty()) {
-        if (!have_dir) tried.push_back("(no --model-dir given)");
         missing("the umT5 tokenizer", "--tokenizer DIR", tried,
                 " (the google/umt5-xxl folder of a Wan-AI download; ComfyUI folders do not ship it), or give "
                 "--text-embeddings FILE");

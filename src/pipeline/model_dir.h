@@ -35,6 +35,8 @@ struct Needs {
 };
 
 ModelFiles find_model_files(const ModelPaths& paths, const Needs& needs);
+// Only the DiT and its config (the other fields empty): what to check before anything else.
+ModelFiles find_dit_files(const ModelPaths& paths);
 
 // The standard file names of the Wan-AI repositories.
 inline constexpr const char* kT5File = "models_t5_umt5-xxl-enc-bf16.pth";

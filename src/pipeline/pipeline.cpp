@@ -119,7 +119,8 @@ void check_dit_fits_task(const std::string& path, Task task) {
   }
 }
 
-wan::WanVAE load_vae(const std::string& path) {
+// The VAE file holds the Wan2.1 VAE (official or diffusers names); returns the store as official names.
+std::shared_ptr<io::WeightStore> check_vae_kind(const std::string& path) {
   std::shared_ptr<io::WeightStore> store = io::open_weights(path);
   wan::Layout l = wan::detect(*store);
   if (l.kind == wan::Kind::VAE22)
@@ -129,6 +130,11 @@ wan::WanVAE load_vae(const std::string& path) {
     fail(ErrorKind::InvalidArgument, "the VAE file ", path, " holds ",
          l.kind == wan::Kind::Unknown ? std::string("no model x2v recognizes") : std::string("a ") + wan::kind_name(l.kind),
          ", not the Wan2.1 VAE; check --vae / --model-dir");
+  return named;
+}
+
+wan::WanVAE load_vae(const std::string& path) {
+  std::shared_ptr<io::WeightStore> named = check_vae_kind(path);
   wan::VaeConfig cfg = wan::resolve_vae_config({}, *named);
   return wan::WanVAE::load(*named, cfg);
 }
@@ -173,8 +179,11 @@ GenerateResult generate(const GenerateSettings& s, Observer* obs) {
   Needs needs;
   needs.text_encoder = s.text_embeddings.empty();
   needs.clip = i2v && s.clip_embeddings.empty();
+  // The DiT decides whether the request makes sense at all; then every other file is found and
+  // the VAE's kind checked, all before any long work.
+  check_dit_fits_task(find_dit_files(s.model).dit, s.task);
   const ModelFiles files = find_model_files(s.model, needs);
-  check_dit_fits_task(files.dit, s.task);
+  check_vae_kind(files.vae);
 
   // The DiT's configuration first (cheap), so the text embeddings can be checked against it.
   wan::DitConfig dit_cfg;
