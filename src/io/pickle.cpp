@@ -314,21 +314,29 @@ class Unpickler {
     t.size = int_tuple(a[2], "size");
     t.stride = int_tuple(a[3], "stride");
     if (t.size.size() != t.stride.size()) bad("a tensor whose size and stride have different lengths");
-    // Every element the view reaches must lie inside its storage (checked without overflow).
-    unsigned __int128 numel = 1, last = static_cast<uint64_t>(t.offset);
+    unsigned __int128 numel = 1;
     bool empty = false;
-    for (size_t i = 0; i < t.size.size(); ++i) {
-      if (t.size[i] == 0) {
+    for (int64_t d : t.size) {
+      if (d == 0) {
         empty = true;
         continue;
       }
-      numel *= static_cast<uint64_t>(t.size[i]);
+      numel *= static_cast<uint64_t>(d);
       if (numel > static_cast<uint64_t>(INT64_MAX)) bad("a tensor with an absurd shape " + shape_str(t.size));
-      last += static_cast<unsigned __int128>(static_cast<uint64_t>(t.size[i] - 1)) * static_cast<uint64_t>(t.stride[i]);
     }
-    if (!empty && last >= static_cast<uint64_t>(t.storage->numel))
-      bad("a tensor of shape " + shape_str(t.size) + " at offset " + std::to_string(t.offset) +
-          " reaches past the end of storage " + t.storage->key + " (" + std::to_string(t.storage->numel) + " elements)");
+    // Every element a non-empty view reaches must lie inside its storage. The running maximum is
+    // checked after each term: each term is < 2^126 and the sum so far < 2^63, so nothing overflows.
+    if (!empty) {
+      const unsigned __int128 limit = static_cast<uint64_t>(t.storage->numel);
+      unsigned __int128 last = static_cast<uint64_t>(t.offset);
+      for (size_t i = 0; i <= t.size.size(); ++i) {
+        if (last >= limit)
+          bad("a tensor of shape " + shape_str(t.size) + " at offset " + std::to_string(t.offset) +
+              " reaches past the end of storage " + t.storage->key + " (" + std::to_string(t.storage->numel) + " elements)");
+        if (i < t.size.size())
+          last += static_cast<unsigned __int128>(static_cast<uint64_t>(t.size[i] - 1)) * static_cast<uint64_t>(t.stride[i]);
+      }
+    }
     auto v = make(Value::Type::Tensor);
     v->tensor = std::move(t);
     return v;
