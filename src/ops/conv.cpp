@@ -1,9 +1,14 @@
 #include "ops/conv.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "ops/cpu/cpu.h"
 #include "ops/dispatch.h"
+#ifdef X2V_WITH_CUDA
+#include "ops/cuda/cuda.h"
+#endif
 
 namespace x2v::ops {
 
@@ -39,6 +44,18 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
       bad_shape("conv3d", "input " + x.desc() + " padded by " + ints(pad.data(), 6) + " is smaller than the kernel " +
                               w.desc());
   }
+#ifdef X2V_WITH_CUDA
+  if (d == Device::CUDA) return cuda::conv3d(x, w, bias, stride, pad);
+#endif
+  // The CPU backend's sgemm takes int sizes: one output channel (all frames) and the kernel volume.
+  int64_t per_channel = 1;
+  for (int i = 0; i < 3; ++i) {
+    const size_t k = static_cast<size_t>(i);
+    per_channel *= (x.size(1 + i) + pad[2 * k] + pad[2 * k + 1] - w.size(2 + i)) / stride[k] + 1;
+  }
+  if (per_channel > INT32_MAX || w.numel() / std::max<int64_t>(w.size(0), 1) > INT32_MAX)
+    fail(ErrorKind::Unsupported, "conv3d: input ", x.desc(), " with weight ", w.desc(),
+         " is too large for one call; process fewer frames at a time");
   require_cpu("conv3d", d);
   return cpu::conv3d(host_f32(x), host_f32(w), host_f32(bias), stride, pad);
 }
@@ -56,6 +73,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
 
 Tensor upsample_nearest2x(const Tensor& x) {
   if (x.dim() < 2) bad_shape("upsample_nearest2x", "input " + x.desc() + " needs at least 2 dims");
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA) return cuda::upsample_nearest2x(x);
+#endif
   require_cpu("upsample_nearest2x", x.device());
   return cpu::upsample_nearest2x(host_f32(x));
 }

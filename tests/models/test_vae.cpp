@@ -56,6 +56,15 @@ void check_io(const WanVAE& vae, const std::string& io_sub, double tol) {
   bool outside = false;
   for (float v : rv) outside |= v < -1.f || v > 1.f;
   EXPECT_TRUE(outside) << "fixture decode never leaves [-1, 1]; the clamp is untested";
+  // Streaming decode hands over 1 frame, then 4 per latent frame, in order.
+  std::vector<int64_t> sizes;
+  vae.decode_stream(io.get("z").to(DType::F32), [&](const Tensor& c, const Tensor& u) {
+    EXPECT_EQ(c.shape(), u.shape());
+    sizes.push_back(c.size(1));
+  });
+  std::vector<int64_t> want{1};
+  want.resize(static_cast<size_t>(io.get("z").size(1)), 4);
+  EXPECT_EQ(sizes, want);
   // Decoding without asking for the unclamped output gives the same clamped video.
   test::expect_close(vae.decode(io.get("z").to(DType::F32)), decoded, 0.0, "decode without unclamped");
 }

@@ -267,7 +267,7 @@ Tensor WanVAE::encode(const Tensor& video, const VaeProgress& progress) const {
   return host.to(video.device());
 }
 
-Tensor WanVAE::decode(const Tensor& zin, Tensor* unclamped, const VaeProgress& progress) const {
+void WanVAE::decode_stream(const Tensor& zin, const FrameSink& sink, const VaeProgress& progress) const {
   const Impl& m = *impl_;
   const Shape out_shape = video_shape(zin.shape());
   const int64_t z = m.cfg.z_dim, frames = zin.size(1);
@@ -279,8 +279,6 @@ Tensor WanVAE::decode(const Tensor& zin, Tensor* unclamped, const VaeProgress& p
     for (int64_t k = 0; k < per; ++k) p[c * per + k] = p[c * per + k] / m.inv_std[static_cast<size_t>(c)] + m.mean[static_cast<size_t>(c)];
   Tensor x = vae::pointwise_conv(m.conv2, mu.to(zin.device()));
 
-  Tensor out = Tensor::empty(out_shape, DType::F32, zin.device());
-  Tensor raw = unclamped ? Tensor::empty(out_shape, DType::F32, zin.device()) : Tensor();
   Caches caches;
   int64_t t = 0;
   for (int64_t i = 0; i < frames; ++i) {  // one latent frame at a time: 1 video frame, then 4 each
@@ -288,12 +286,26 @@ Tensor WanVAE::decode(const Tensor& zin, Tensor* unclamped, const VaeProgress& p
     Tensor y = m.decoder.forward(ops::narrow(x, 1, i, i + 1), caches, true, i == 0);
     if (m.cfg.version == 22) y = vae::unpatchify2(y);
     X2V_CHECK(t + y.size(1) <= out_shape[1] && y.size(2) == out_shape[2] && y.size(3) == out_shape[3]);
-    if (unclamped) put_frames(raw, y, t);
-    put_frames(out, ops::clamp(y, -1.f, 1.f), t);
+    sink(ops::clamp(y, -1.f, 1.f), y);
     t += y.size(1);
     if (progress) progress(i + 1, frames);
   }
   X2V_CHECK(t == out_shape[1]);
+}
+
+Tensor WanVAE::decode(const Tensor& z, Tensor* unclamped, const VaeProgress& progress) const {
+  const Shape out_shape = video_shape(z.shape());
+  Tensor out = Tensor::empty(out_shape, DType::F32, z.device());
+  Tensor raw = unclamped ? Tensor::empty(out_shape, DType::F32, z.device()) : Tensor();
+  int64_t t = 0;
+  decode_stream(
+      z,
+      [&](const Tensor& clamped, const Tensor& y) {
+        put_frames(out, clamped, t);
+        if (unclamped) put_frames(raw, y, t);
+        t += y.size(1);
+      },
+      progress);
   if (unclamped) *unclamped = raw;
   return out;
 }

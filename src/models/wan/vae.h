@@ -87,6 +87,12 @@ class WanVAE {
   // `unclamped` is given it receives the output before clamping.
   Tensor decode(const Tensor& z, Tensor* unclamped = nullptr, const VaeProgress& progress = {}) const;
 
+  // The same decode, handing over the video as it is produced: `sink(frames, unclamped)` once per latent
+  // frame with [3, n, H, W] (n = 1 for the first latent frame, 4 after), so a caller that writes the
+  // frames out never holds the whole video.
+  using FrameSink = std::function<void(const Tensor& clamped, const Tensor& unclamped)>;
+  void decode_stream(const Tensor& z, const FrameSink& sink, const VaeProgress& progress = {}) const;
+
   // Output shapes, for callers that size buffers or validate requests up front.
   Shape latent_shape(const Shape& video) const;
   Shape video_shape(const Shape& latent) const;
