@@ -145,7 +145,8 @@ Tensor ClipVisionEncoder::preprocess(const Tensor& image) const {
   const int64_t S = cfg_.image_size;
   // The reference stretches to S×S (no crop, aspect ratio not kept).
   Tensor x = ops::resize_bicubic(image, S, S).reshape({3, S * S});
-  const Tensor ones = Tensor::from_f32(std::vector<float>(static_cast<size_t>(S * S), 1.f), {1, S * S});
+  const Tensor ones =
+      Tensor::from_f32(std::vector<float>(static_cast<size_t>(S * S), 1.f), {1, S * S}).to(image.device());
   std::vector<Tensor> ch;
   for (int64_t c = 0; c < 3; ++c) {
     // ((x·0.5 + 0.5) − mean) / std, one channel at a time

@@ -179,9 +179,9 @@ Tensor T5Encoder::forward(const Tensor& ids, const Tensor& mask) const {
   const int64_t L = ids.numel();
   if (L < 1 || L > 4096) fail(ErrorKind::InvalidArgument, "T5: ", L, " tokens; expected 1 to 4096");
   Tensor x = embed(ids);
-  Tensor shared = cfg_.shared_pos ? position_bias(w_.pos, L) : Tensor();
+  Tensor shared = cfg_.shared_pos ? position_bias(w_.pos, L).to(x.device()) : Tensor();
   for (const T5Block& b : w_.blocks) {
-    Tensor bias = cfg_.shared_pos ? shared : position_bias(b.pos, L);
+    Tensor bias = cfg_.shared_pos ? shared : position_bias(b.pos, L).to(x.device());
     ops::add_(x, attention(b, ops::rms_norm(x, b.norm1, cfg_.eps), mask, bias));
     ops::add_(x, ffn(b, ops::rms_norm(x, b.norm2, cfg_.eps)));
   }
@@ -195,11 +195,14 @@ Tensor T5Encoder::trim(const Tensor& out, const Tensor& mask) {
 }
 
 Tensor T5Encoder::encode(const Tokenizer& tok, const std::string& prompt) const {
-  TokenizedText t = tok.encode(clean_prompt(prompt), kWanTextLength);
-  Tensor ids = Tensor::empty({kWanTextLength}, DType::I64), mask = Tensor::empty({kWanTextLength}, DType::I64);
-  std::copy(t.ids.begin(), t.ids.end(), ids.data<int64_t>());
-  std::copy(t.mask.begin(), t.mask.end(), mask.data<int64_t>());
-  return trim(forward(ids, mask), mask);
+  const TokenizedText t = tok.encode(clean_prompt(prompt), kWanTextLength);
+  // The reference runs all 512 positions and keeps the first L_real rows. Pad keys get a logit of
+  // (about) the lowest float, whose softmax weight is exactly 0, and the position bias depends only
+  // on j − i, so the real rows equal a run on the real tokens alone: that is what runs here.
+  Tensor ids = Tensor::empty({t.length}, DType::I64), mask = Tensor::empty({t.length}, DType::I64);
+  std::copy(t.ids.begin(), t.ids.begin() + t.length, ids.data<int64_t>());
+  std::copy(t.mask.begin(), t.mask.begin() + t.length, mask.data<int64_t>());
+  return forward(ids, mask);
 }
 
 }  // namespace x2v::models::wan

@@ -65,7 +65,8 @@ class T5Encoder {
   Tensor forward(const Tensor& ids, const Tensor& mask) const;
 
   // What the Wan pipelines pass to the DiT for one prompt: clean, tokenize (EOS, pad to 512), run
-  // the encoder on all 512 positions with the mask, keep the first L_real rows → [L_real, dim].
+  // the encoder with the mask, keep the first L_real rows → [L_real, dim]. Computed on the L_real
+  // real tokens only, which gives the same rows (pad keys are masked; see t5.cpp).
   Tensor encode(const Tokenizer& tok, const std::string& prompt) const;
 
   // The pipelines' trimming: the first sum(mask) rows of `out`.

@@ -33,8 +33,15 @@ std::string find_spiece(const std::string& path) {
 }  // namespace
 
 void Tokenizer::init() {
-  eos_ = sp_->eos_id();
-  pad_ = sp_->pad_id();
+  // Hugging Face looks the special tokens up by their text; the model's own ids agree for T5
+  // models, and the text is the fallback when the trainer spec left an id undefined.
+  auto special = [&](int id, const char* piece) -> int64_t {
+    if (id >= 0) return id;
+    const int by_text = sp_->PieceToId(piece);
+    return sp_->IsUnknown(by_text) ? -1 : by_text;
+  };
+  eos_ = special(sp_->eos_id(), "</s>");
+  pad_ = special(sp_->pad_id(), "<pad>");
   if (eos_ < 0 || pad_ < 0)
     fail(ErrorKind::BadFile, label_, ": the SentencePiece model defines no ", eos_ < 0 ? "</s>" : "<pad>",
          " id; it is not a T5 tokenizer");
