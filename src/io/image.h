@@ -3,7 +3,7 @@
 // Images are u8 tensors [H, W, 3] (RGB, row-major, HWC) on the host. Decoding follows what the
 // reference's `PIL.Image.open(path).convert("RGB")` gives: gray is replicated, palettes are
 // expanded, alpha is dropped (not composited), 16-bit channels keep their high byte (PIL's PNG
-// unpacker does the same for RGB).
+// unpacker does the same for RGB). EXIF orientation is not applied (the reference does not either).
 #pragma once
 
 #include <cstddef>

@@ -360,12 +360,12 @@ void encode_file(const std::string& path, const FrameSource& src, const VideoOpt
   };
 
   std::vector<uint8_t> rgb(static_cast<size_t>(ew) * eh * 3);
+  std::vector<uint8_t> tight(ew == w ? 0 : static_cast<size_t>(w) * h * 3);
   for (int64_t t = 0; t < src.count; ++t) {
     // The source frame fills the top-left w x h of the (possibly padded) buffer.
     if (ew == w) {
       src.get(t, rgb.data());
     } else {
-      std::vector<uint8_t> tight(static_cast<size_t>(w) * h * 3);
       src.get(t, tight.data());
       for (int y = 0; y < h; ++y) {
         std::memcpy(&rgb[static_cast<size_t>(y) * ew * 3], &tight[static_cast<size_t>(y) * w * 3],

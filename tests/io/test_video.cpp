@@ -54,7 +54,7 @@ Tensor moving_pattern(int64_t F, int64_t H, int64_t W) {
 
 // Mean absolute difference of two u8 frames [H, W, 3] (or a frame against the top-left of a
 // larger one).
-double mean_abs(const uint8_t* a, int64_t aw, const uint8_t* b, int64_t bw, int64_t h, int64_t w) {
+[[maybe_unused]] double mean_abs(const uint8_t* a, int64_t aw, const uint8_t* b, int64_t bw, int64_t h, int64_t w) {
   double s = 0;
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w * 3; ++x) s += std::abs(int(a[y * aw * 3 + x]) - int(b[y * bw * 3 + x]));
