@@ -31,32 +31,30 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Times one stage and tells the observer; the times go into the result's summary.
+// One stage: reported to the Progress (ended also when an exception leaves the scope) and timed
+// for the result's summary.
 class Stage {
  public:
-  Stage(GenerateResult& r, Observer* o, std::string name, int64_t total)
-      : r_(r), o_(o), name_(std::move(name)), total_(total) {
-    if (o_) o_->stage_begin(name_, total);
-  }
-  ~Stage() { end(); }
+  Stage(GenerateResult& r, Progress* p, std::string name, int64_t steps)
+      : r_(r), scope_(p, name, steps), name_(std::move(name)), p_(p), steps_(steps) {}
+  ~Stage() { record(); }
+  // Steps of a stage that learns its length only once it runs (VAE chunks) report their own total.
   void progress(int64_t done, int64_t total = -1) {
-    if (total >= 0) total_ = total;
-    if (o_) o_->stage_progress(done, total_);
-  }
-  void end() {
-    if (ended_) return;
-    ended_ = true;
-    r_.stages.push_back({name_, std::chrono::duration<double>(Clock::now() - t0_).count()});
-    if (o_) o_->stage_end();
+    if (!p_) return;
+    if (total >= 0 && steps_ <= 0) p_->step(done, total);
+    else scope_.step(done);
   }
 
  private:
+  void record() {
+    r_.stages.push_back({name_, std::chrono::duration<double>(Clock::now() - t0_).count()});
+  }
   GenerateResult& r_;
-  Observer* o_;
+  ProgressStage scope_;
   std::string name_;
-  int64_t total_;
+  Progress* p_;
+  int64_t steps_;
   Clock::time_point t0_ = Clock::now();
-  bool ended_ = false;
 };
 
 size_t peak_rss_bytes() {
@@ -169,7 +167,7 @@ void check_outputs(const GenerateSettings& s) {
     fail(ErrorKind::InvalidArgument, "-o and --output-tensor name the same file ", s.output);
 }
 
-GenerateResult generate(const GenerateSettings& s, Observer* obs) {
+GenerateResult generate(const GenerateSettings& s, Progress* obs) {
   GenerateResult res;
   res.seed = s.seed;
   res.frames = s.frames;

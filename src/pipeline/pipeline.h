@@ -14,23 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "core/progress.h"
 #include "core/tensor.h"
 #include "pipeline/request.h"
 
 namespace x2v::pipeline {
-
-// Long work reports through this; the CLI draws a progress bar, a server would stream it.
-class Observer {
- public:
-  virtual ~Observer() = default;
-  // A stage begins; `total` units of work (0: one indivisible unit).
-  virtual void stage_begin(const std::string& name, int64_t total) { (void)name, (void)total; }
-  // `done` of `total` units are finished (a stage may learn its total only once it runs).
-  virtual void stage_progress(int64_t done, int64_t total) { (void)done, (void)total; }
-  virtual void stage_end() {}
-  // Something the user should know (an ignored option, a fallback); not an error.
-  virtual void note(const std::string& message) { (void)message; }
-};
 
 struct StageTime {
   std::string name;
@@ -47,8 +35,9 @@ struct GenerateResult {
   std::vector<std::string> written;  // the output files, in the order they were written
 };
 
-// Runs a resolved request end to end and writes its outputs (each whole or not at all).
-GenerateResult generate(const GenerateSettings& s, Observer* observer = nullptr);
+// Runs a resolved request end to end and writes its outputs (each whole or not at all). Stages
+// and denoising steps are reported to `progress` (may be null).
+GenerateResult generate(const GenerateSettings& s, Progress* progress = nullptr);
 
 // Checks before any work that every output can be written: the folder exists and is writable, the
 // extension is known, MP4 support is built in. InvalidArgument / Io / Unsupported.

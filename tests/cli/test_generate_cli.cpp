@@ -53,7 +53,7 @@ TEST(GenerateCli, DemoWritesAnMp4) {
   CliRun r = gen("--demo --size 64x48 --frames 9 --steps 2 --fps 24 -o " + mp4);
   ASSERT_EQ(r.rc, 0) << r.out;
   // The summary names every stage and the peak memory.
-  for (const char* s : {"text encoder", "load DiT", "denoise", "VAE decode", "peak host memory"})
+  for (const char* s : {"text encoder", "load DiT", "denoise", "VAE decode", "peak memory", "ETA"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
   io::DecodedVideo v = io::read_video(mp4);
   EXPECT_EQ(v.info.frames, 9);

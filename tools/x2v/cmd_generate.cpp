@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "core/progress.h"
 #include "pipeline/config_file.h"
 #include "pipeline/demo.h"
 #include "pipeline/pipeline.h"
@@ -68,38 +69,11 @@ std::vector<int> parse_step_list(const std::string& s) {
   return out;
 }
 
-// Stage lines on stderr: what runs, how far it is, how long it took.
-class StageLog : public pipeline::Observer {
- public:
-  explicit StageLog(bool quiet) : quiet_(quiet), tty_(isatty(2)) {}
-  void stage_begin(const std::string& name, int64_t total) override {
-    name_ = name;
-    total_ = total;
-    if (!quiet_ && !tty_) std::fprintf(stderr, "x2v: %s...\n", name.c_str());
-    if (!quiet_ && tty_) std::fprintf(stderr, "\r\033[Kx2v: %s", name.c_str());
-  }
-  void stage_progress(int64_t done, int64_t total) override {
-    if (quiet_ || !tty_) return;
-    std::fprintf(stderr, "\r\033[Kx2v: %s %lld/%lld", name_.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total > 0 ? total : total_));
-  }
-  void stage_end() override {
-    if (!quiet_ && tty_) std::fprintf(stderr, "\r\033[K");
-  }
-  void note(const std::string& m) override { std::fprintf(stderr, "x2v: %s\n", m.c_str()); }
-
- private:
-  bool quiet_, tty_;
-  std::string name_;
-  int64_t total_ = 0;
-};
-
 int run_generate(Options& o) {
   GenerateRequest r;
   std::vector<std::string> warnings;
   if (!o.config.empty()) warnings = pipeline::apply_config_file(o.config, r);
-  StageLog log(o.quiet);
-  for (const auto& w : warnings) log.note("warning: " + w);
+  for (const auto& w : warnings) std::fprintf(stderr, "x2v: warning: %s\n", w.c_str());
 
   // Command-line options override the config file.
   if (o.given("--task") || o.config.empty()) r.task = pipeline::parse_task(o.task);
@@ -148,31 +122,31 @@ int run_generate(Options& o) {
   // Everything is checked before the demo model is built or any weight is read.
   pipeline::GenerateSettings s = pipeline::resolve(r);
   pipeline::check_outputs(s);
+  std::unique_ptr<TerminalProgress> progress;
+  if (!o.quiet) progress = std::make_unique<TerminalProgress>(stderr);
   if (o.demo) {
     std::string tmpl = (fs::temp_directory_path() / "x2v-demo-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) fail(ErrorKind::Io, "--demo: cannot create a temporary folder in ", fs::temp_directory_path().string());
     cleanup.dir = tmpl;
-    log.stage_begin("building the demo model", 0);
-    pipeline::write_demo_model(tmpl);
-    log.stage_end();
+    {
+      ProgressStage st(progress.get(), "build demo model");
+      pipeline::write_demo_model(tmpl);
+    }
     s.model.model_dir = tmpl;
   }
 
   if (!o.quiet) {
+    char guidance[32] = "off";
+    if (s.cfg) std::snprintf(guidance, sizeof guidance, "%g", s.guide_scale);
     std::fprintf(stderr, "x2v: %s, %s %d steps (shift %g), guidance %s, %d frames, seed %llu\n",
                  pipeline::task_name(s.task), sched::solver_name(s.sampler.solver), s.sampler.steps, s.sampler.shift,
-                 s.cfg ? std::to_string(s.guide_scale).substr(0, 4).c_str() : "off", s.frames,
-                 static_cast<unsigned long long>(s.seed));
+                 guidance, s.frames, static_cast<unsigned long long>(s.seed));
   }
-  pipeline::GenerateResult res = pipeline::generate(s, &log);
+  pipeline::GenerateResult res = pipeline::generate(s, progress.get());
 
-  if (!o.quiet) {
-    double total = 0;
-    for (const auto& st : res.stages) total += st.seconds;
+  if (progress) {
     std::fprintf(stderr, "x2v: %dx%d, %d frames at %d fps\n", res.width, res.height, res.frames, s.fps);
-    for (const auto& st : res.stages) std::fprintf(stderr, "  %-18s %8.2f s\n", st.name.c_str(), st.seconds);
-    std::fprintf(stderr, "  %-18s %8.2f s\n  peak host memory   %8.1f MiB\n", "total", total,
-                 static_cast<double>(res.peak_host_bytes) / (1024.0 * 1024.0));
+    progress->print_summary();
   }
   for (const auto& w : res.written) std::printf("%s\n", w.c_str());
   return 0;
