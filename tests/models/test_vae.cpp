@@ -119,6 +119,10 @@ TEST(WanVae21, EncodeDropsTrailingFramesAndChecksShapes) {
   for (int64_t c = 0; c < 3; ++c) longer[c].slice(0, 13).copy_from(video[c]);
   test::expect_close(l.vae->encode(longer), io.get("latent").to(DType::F32), 1e-4, "15 frames");
 
+  // A bf16 video is read as its f32 values.
+  Tensor vb = video.to(DType::BF16);
+  test::expect_close(l.vae->encode(vb), l.vae->encode(vb.to(DType::F32)), 0.0, "bf16 video");
+
   EXPECT_THROW(l.vae->encode(test::random_tensor({4, 5, 32, 48}, 1)), Error);   // channels
   EXPECT_THROW(l.vae->encode(test::random_tensor({3, 5, 36, 48}, 1)), Error);   // H % 8
   EXPECT_THROW(l.vae->encode(test::random_tensor({3, 5, 32}, 1)), Error);       // rank

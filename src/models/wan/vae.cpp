@@ -251,7 +251,7 @@ Tensor WanVAE::encode(const Tensor& video, const VaeProgress& progress) const {
   // never read (the reference drops them too).
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t t0 = i == 0 ? 0 : 1 + 4 * (i - 1), t1 = i == 0 ? 1 : t0 + 4;
-    Tensor x = ops::narrow(video.dtype() == DType::F32 ? video : video.to(DType::F32), 1, t0, t1);
+    Tensor x = ops::narrow(video, 1, t0, t1).to(DType::F32);  // any dtype in, one chunk converted at a time
     if (m.cfg.version == 22) x = vae::patchify2(x);
     caches.start_chunk();
     Tensor h = vae::pointwise_conv(m.conv1, m.encoder.forward(x, caches, false, false));
