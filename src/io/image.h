@@ -1,9 +1,11 @@
 // Still images: PNG and JPEG in, PNG out, and the pixel conversions the Wan reference uses.
 //
-// Images are u8 tensors [H, W, 3] (RGB, row-major, HWC) on the host. Decoding follows what the
-// reference's `PIL.Image.open(path).convert("RGB")` gives: gray is replicated, palettes are
-// expanded, alpha is dropped (not composited), 16-bit channels keep their high byte (PIL's PNG
-// unpacker does the same for RGB). EXIF orientation is not applied (the reference does not either).
+// Images are u8 tensors [H, W, 3] (RGB, row-major, HWC) on the host. Decoding gives what the
+// reference's `PIL.Image.open(path).convert("RGB")` gives (checked byte for byte against PIL 9.4
+// for JPEG baseline/progressive/gray and 1/8-bit gray, gray+alpha, palette+tRNS, RGBA PNGs):
+// gray is replicated, palettes expanded, alpha dropped (not composited), 16-bit RGB(A) samples
+// keep their high byte. One deliberate difference: PIL clips 16-bit gray to 255 (a white image);
+// x2v keeps the high byte there too. EXIF orientation is not applied (the reference does not).
 #pragma once
 
 #include <cstddef>
