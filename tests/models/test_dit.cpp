@@ -1,6 +1,7 @@
 // The Wan DiT against the golden fixtures of the official code: every case and timestep,
 // intermediates included, from every checkpoint layout the loader reads.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "io/safetensors.h"
 #include "models/wan/dit.h"
+#include "ops/layout.h"
 #include "testutil.h"
 
 namespace x2v::models::wan {
@@ -165,6 +167,32 @@ TEST(Dit, InferredConfigMatchesReference) {
   }
 }
 
+// FLF2V has no fixture; check it against I2V: with a zero emb_pos and the same 257 CLIP tokens for the
+// first and the last frame, every image key appears twice, which leaves softmax attention unchanged,
+// so the output must be the I2V fixture's.
+TEST(Dit, Flf2vReducesToI2vWithRepeatedFrame) {
+  io::SafeTensors st = io::SafeTensors::open(fixture("wan21/dit_i2v.safetensors"));
+  std::vector<std::pair<std::string, Tensor>> ts;
+  for (const auto& t : st.tensors()) ts.emplace_back(t.name, st.get(t.name));
+  ts.emplace_back("img_emb.emb_pos", Tensor::zeros({1, 514, 1280}, DType::F32));
+  const std::string path = test::temp_dir() + "/flf2v.safetensors";
+  io::write_safetensors(path, ts);
+  DitModel m = DitModel::load(path);
+  EXPECT_EQ(m.config().model_type, "flf2v");
+  EXPECT_EQ(m.config().clip_tokens(), 514);
+  io::SafeTensors io = io::SafeTensors::open(fixture("wan21/dit_i2v.io.safetensors"));
+  DitInputs in;
+  in.x = io.get("case0.x");
+  in.y = io.get("case0.y");
+  in.context = io.get("case0.context");
+  in.clip_fea = ops::concat({io.get("case0.clip_fea"), io.get("case0.clip_fea")}, 0).reshape({2, 257, 1280});
+  in.t = Tensor::scalar_f32(meta("wan21")["dit_i2v"]["case0.t1.timestep"].get<float>());
+  test::expect_close(m.forward(in), io.get("case0.t1.out"), kTol, "flf2v with a repeated frame");
+  // A single frame's features are refused.
+  in.clip_fea = io.get("case0.clip_fea");
+  EXPECT_THROW(m.forward(in), Error);
+}
+
 // Wan2.2 TI2V-5B layout: one timestep for all tokens, and one per token (first latent frame at 0).
 TEST(Dit, Wan22PerTokenTimesteps) {
   DitModel m = DitModel::load(fixture("wan22/dit_ti2v.safetensors"));
@@ -189,6 +217,74 @@ TEST(Dit, Wan22PerTokenTimesteps) {
   EXPECT_EQ(e0.shape(), (Shape{12, 6, 256}));
   // The two runs differ only on the first frame's tokens; make sure the per-token path was taken.
   EXPECT_GT(test::rel_l2(io.get("out_token_t").to_vector(), io.get("out_scalar_t").to_vector()), 1e-3);
+}
+
+// Patchify, patch embedding, head and unpatchify for a patch that is not 1x2x2, against a direct
+// Conv3d and a direct placement of the head's outputs: a model without blocks whose time MLP
+// outputs e = 0 computes exactly head(patch_embedding(x)).
+TEST(Dit, PatchLayoutAgainstDirectConv) {
+  const int64_t D = 128, C = 4, Ct = 8, pt = 2, ph = 1, pw = 2, F = 4, H = 3, W = 6, P = pt * ph * pw;
+  uint64_t seed = 100;
+  auto rnd = [&](const Shape& s) { return test::random_tensor(s, seed++, -0.5f, 0.5f); };
+  const std::vector<std::pair<std::string, Tensor>> ts = {
+      {"patch_embedding.weight", rnd({D, C, pt, ph, pw})},   {"patch_embedding.bias", rnd({D})},
+      {"text_embedding.0.weight", rnd({D, Ct})},             {"text_embedding.0.bias", rnd({D})},
+      {"text_embedding.2.weight", rnd({D, D})},              {"text_embedding.2.bias", rnd({D})},
+      {"time_embedding.0.weight", rnd({D, 256})},            {"time_embedding.0.bias", rnd({D})},
+      {"time_embedding.2.weight", Tensor::zeros({D, D}, DType::F32)},
+      {"time_embedding.2.bias", Tensor::zeros({D}, DType::F32)},
+      {"time_projection.1.weight", rnd({6 * D, D})},         {"time_projection.1.bias", rnd({6 * D})},
+      {"head.modulation", rnd({1, 2, D})},                   {"head.head.weight", rnd({P * C, D})},
+      {"head.head.bias", rnd({P * C})}};
+  const std::string path = test::temp_dir() + "/patch.safetensors";
+  io::write_safetensors(path, ts);
+  DitModel m = DitModel::load(path);
+  ASSERT_EQ(m.config().patch_size, (std::array<int64_t, 3>{pt, ph, pw}));
+  ASSERT_EQ(m.config().num_layers, 0);
+  DitInputs in;
+  in.x = rnd({C, F, H, W});
+  in.context = rnd({5, Ct});
+  in.t = Tensor::scalar_f32(500.f);
+  Tensor out = m.forward(in);
+
+  auto at = [](const Tensor& t, const Shape& idx) {
+    int64_t o = 0;
+    for (size_t i = 0; i < idx.size(); ++i) o = o * t.size(static_cast<int>(i)) + idx[i];
+    return static_cast<double>(t.data<float>()[o]);
+  };
+  const Tensor& wp = ts[0].second;
+  const Tensor& bp = ts[1].second;
+  const Tensor& mod = ts[12].second;
+  const Tensor& wh = ts[13].second;
+  const Tensor& bh = ts[14].second;
+  std::vector<float> ref(static_cast<size_t>(C * F * H * W), std::nanf(""));
+  for (int64_t f = 0; f < F / pt; ++f)
+    for (int64_t h = 0; h < H / ph; ++h)
+      for (int64_t w = 0; w < W / pw; ++w) {
+        std::vector<double> a(static_cast<size_t>(D));
+        for (int64_t d = 0; d < D; ++d) {
+          double s = at(bp, {d});
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t kt = 0; kt < pt; ++kt)
+              for (int64_t kh = 0; kh < ph; ++kh)
+                for (int64_t kw = 0; kw < pw; ++kw)
+                  s += at(wp, {d, c, kt, kh, kw}) * at(in.x, {c, f * pt + kt, h * ph + kh, w * pw + kw});
+          a[static_cast<size_t>(d)] = s;
+        }
+        double mean = 0, var = 0;
+        for (double v : a) mean += v / D;
+        for (double v : a) var += (v - mean) * (v - mean) / D;
+        for (int64_t d = 0; d < D; ++d)
+          a[static_cast<size_t>(d)] = (a[static_cast<size_t>(d)] - mean) / std::sqrt(var + 1e-6) * (1 + at(mod, {0, 1, d})) +
+                                      at(mod, {0, 0, d});
+        for (int64_t k = 0; k < P * C; ++k) {
+          double o = at(bh, {k});
+          for (int64_t d = 0; d < D; ++d) o += at(wh, {k, d}) * a[static_cast<size_t>(d)];
+          const int64_t p = k / (ph * pw * C), q = (k / (pw * C)) % ph, r = (k / C) % pw, c = k % C;
+          ref[static_cast<size_t>(((c * F + f * pt + p) * H + h * ph + q) * W + w * pw + r)] = static_cast<float>(o);
+        }
+      }
+  test::expect_close(out, Tensor::from_f32(ref, {C, F, H, W}), 1e-5, "patch 2x1x2 layout");
 }
 
 // Bad inputs are refused with a message that says what was expected.

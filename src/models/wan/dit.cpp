@@ -1,5 +1,6 @@
 #include "models/wan/dit.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -326,11 +327,14 @@ Tensor DitModel::forward(const Tensor& x, const Tensor& y, const Tensor& t, cons
   // wants it, happens before this call.
   if (!t.defined())
     fail(ErrorKind::InvalidArgument, "DiT: a timestep t is needed");
-  const bool per_token = t.numel() != 1;
-  if (t.dim() > 2 || (per_token && (t.numel() != L || (t.dim() == 2 && t.size(0) != 1))))
+  if (t.dim() > 2 || (t.numel() != 1 && (t.numel() != L || (t.dim() == 2 && t.size(0) != 1))))
     fail(ErrorKind::InvalidArgument, "DiT: t has shape ", shape_str(t.shape()), "; give one timestep (a scalar or [1]) or one per token ([",
          L, "] for this ", g.F, "x", g.H, "x", g.W, " token grid)");
-  Tensor sin = sinusoid(t.to_vector(), c.freq_dim).to(dev);
+  std::vector<float> tv = t.to_vector();
+  // Equal per-token timesteps give the per-sample modulation exactly (wan-spec §1.7): keep one row.
+  const bool per_token = std::any_of(tv.begin(), tv.end(), [&](float v) { return v != tv[0]; });
+  if (!per_token) tv.resize(1);
+  Tensor sin = sinusoid(tv, c.freq_dim).to(dev);
   const Tensor e = apply(apply(sin, w_.time_embedding_0, ops::Act::SiLU), w_.time_embedding_2);  // [T, dim]: the head's
   const Tensor e0 = apply(ops::silu(e), w_.time_projection_1);                                    // [T, 6·dim]: the blocks'
   if (obs) obs("e0", per_token ? e0.reshape({L, 6, c.dim}) : e0.reshape({6, c.dim}));

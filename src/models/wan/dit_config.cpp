@@ -235,7 +235,8 @@ DitConfig resolve_dit_config(const DitConfigFields& g, const io::WeightStore& w)
       fail(ErrorKind::BadFile, w.source(), ": tensor \"", n, "\" belongs to block ", i, ", but blocks.", layers,
            ".modulation is missing (incomplete or mixed checkpoint?)");
   }
-  agree(gs, g.num_layers, layers, "num_layers", "blocks.0 .. blocks." + std::to_string(layers - 1) + " are stored");
+  agree(gs, g.num_layers, layers, "num_layers",
+        layers ? "blocks.0 .. blocks." + std::to_string(layers - 1) + " are stored" : "no blocks are stored");
   c.num_layers = layers;
 
   if (layers > 0) {
