@@ -1,5 +1,6 @@
 #include "core/progress.h"
 
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -215,7 +216,17 @@ TerminalProgress::TerminalProgress(std::FILE* out)
     : TerminalProgress(out, out && isatty(fileno(out)) != 0, monotonic_seconds) {}
 
 TerminalProgress::TerminalProgress(std::FILE* out, bool tty, ProgressClock clock)
-    : ProgressTracker(std::move(clock)), out_(out), tty_(tty) {}
+    : ProgressTracker(std::move(clock)), out_(out), tty_(tty) {
+  // A live line wider than the terminal wraps, and "\r" then returns only to the start of its
+  // last row: the redraws would stack up. Live lines are cut to the width instead.
+  struct winsize ws {};
+  if (tty_ && out_ && ioctl(fileno(out_), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) columns_ = ws.ws_col;
+}
+
+std::string TerminalProgress::fit(std::string line) const {
+  if (line.size() >= columns_) line.resize(columns_ - 1);
+  return line;
+}
 
 void TerminalProgress::emit(const std::string& s) {
   if (!out_) return;
@@ -231,7 +242,7 @@ void TerminalProgress::on_event(const ProgressEvent& e) {
     case ProgressEvent::StageBegin:
       last_draw_ = -1e300;
       if (tty_) {
-        emit(std::string(clear) + indent + e.stage + " ...");
+        emit(clear + fit(indent + e.stage + " ..."));
         live_line_ = true;
       } else {
         emit(indent + e.stage + " ...\n");
@@ -248,7 +259,7 @@ void TerminalProgress::on_event(const ProgressEvent& e) {
       if (e.step_s > 0) line += "  " + per_step(e.step_s);
       if (e.eta_s >= 0 && !last) line += "  ETA " + clock_time(e.eta_s);
       if (tty_) {
-        emit(clear + line);
+        emit(clear + fit(line));
         live_line_ = true;
       } else {
         emit(line + "\n");

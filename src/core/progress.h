@@ -131,8 +131,10 @@ class TerminalProgress : public ProgressTracker {
 
  private:
   void emit(const std::string& s);
+  std::string fit(std::string line) const;
   std::FILE* out_;
   bool tty_;
+  size_t columns_ = 1000;  // terminal width, when it can be asked
   bool live_line_ = false;  // a redrawable line is on screen
   double last_draw_ = -1e300;
 };

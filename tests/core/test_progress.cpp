@@ -1,5 +1,10 @@
 // Progress: timing arithmetic (time per step excluding warm-up, ETA), the terminal output in both
 // modes, throttling, stage records and the summary, with a fake clock.
+#include <fcntl.h>
+#include <pty.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -261,4 +266,37 @@ TEST(Progress, ConcurrentReportsAreSafe) {
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_GE(rs[0].steps, 1000);
   EXPECT_TRUE(rs[0].finished);
+}
+
+TEST(Progress, DetectsATerminalAndFitsItsWidth) {
+  int master = -1, slave = -1;
+  struct winsize ws {};
+  ws.ws_col = 40;
+  ws.ws_row = 10;
+  if (openpty(&master, &slave, nullptr, nullptr, &ws) != 0) GTEST_SKIP() << "no pseudo-terminal here";
+  std::FILE* f = fdopen(slave, "w");
+  ASSERT_NE(f, nullptr);
+  {
+    TerminalProgress p(f);  // must find out by itself that f is a terminal 40 columns wide
+    p.stage_begin("a stage with a rather long name", 100);
+    p.step(50, 100);
+    p.stage_end();
+  }
+  std::fclose(f);
+  fcntl(master, F_SETFL, O_NONBLOCK);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(master);
+  ASSERT_TRUE(has(out, "\r\x1b[K")) << "a terminal gets redrawn lines: " << out;
+  // Every redrawn (live) segment fits in 39 columns; the permanent "done" line may be longer.
+  size_t live = 0;
+  for (size_t p = out.find("\x1b[K"); p != std::string::npos; p = out.find("\x1b[K", p + 1)) {
+    size_t end = out.find_first_of("\r\n", p + 3);
+    std::string seg = out.substr(p + 3, end == std::string::npos ? std::string::npos : end - p - 3);
+    if (has(seg, "done in")) continue;
+    ++live;
+    EXPECT_LE(seg.size(), 39u) << seg;
+  }
+  EXPECT_GE(live, 2u) << out;
 }
