@@ -44,6 +44,12 @@ void check_fixture(const std::string& weights) {
   // The network alone, on the reference's preprocessed input.
   test::expect_close(enc.forward(io.get("preprocessed").clone()), io.get("out"), 1e-4, weights + " forward");
   test::expect_close(enc.encode(image), io.get("out"), 1e-4, weights + " encode");
+  // FLF2V's pair: each image encoded on its own, stacked.
+  Tensor other = test::random_tensor({3, 17, 50}, 3);
+  Tensor pair = enc.encode(std::vector<Tensor>{image, other});
+  ASSERT_EQ(pair.shape(), (Shape{2, 5, 80}));
+  test::expect_close(pair[0], io.get("out"), 1e-4, weights + " pair[0]");
+  test::expect_close(pair[1], enc.encode(other), 1e-6, weights + " pair[1]");
 }
 
 ClipVisionEncoder with_heads(int64_t heads) {

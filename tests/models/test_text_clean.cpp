@@ -3,10 +3,13 @@
 // step; and the parts on their own.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "io/utf8.h"
 #include "models/wan/text_clean.h"
 
 using namespace x2v::models::wan;
@@ -95,4 +98,19 @@ TEST(TextClean, Whitespace) {
   EXPECT_EQ(collapse_whitespace("a\u200Bb"), "a\u200Bb");  // zero-width space is not whitespace
   // Invalid UTF-8 bytes become U+FFFD rather than failing.
   EXPECT_EQ(clean_prompt("a\xFF b"), "a\uFFFD b");
+}
+
+TEST(TextClean, AnyBytesGiveValidUtf8) {
+  // Prompts come from users and files: arbitrary bytes must clean to valid UTF-8 without failing.
+  std::mt19937 rng(99);
+  const std::string alphabet = "&#;x<>amp lt\r\n\t\033[1m\xC3\xA9\xE2\x80\x9C\xEF\xBC\x8C\xFF\xC0\x80\xED\xA0\x80";
+  for (int i = 0; i < 3000; ++i) {
+    std::string s;
+    const int n = static_cast<int>(rng() % 40);
+    for (int k = 0; k < n; ++k)
+      s += rng() % 3 ? alphabet[rng() % alphabet.size()] : static_cast<char>(rng() & 0xFF);
+    const std::string c = clean_prompt(s);
+    ASSERT_TRUE(x2v::io::utf8_valid(c.data(), c.size())) << i;
+    EXPECT_EQ(clean_prompt(c), clean_prompt(clean_prompt(c)));  // cleaning settles after one more pass
+  }
 }

@@ -156,6 +156,13 @@ Tensor ClipVisionEncoder::preprocess(const Tensor& image) const {
   return ops::concat(ch, 0).reshape({3, S, S});
 }
 
+Tensor ClipVisionEncoder::encode(const std::vector<Tensor>& images) const {
+  if (images.empty()) fail(ErrorKind::InvalidArgument, "CLIP: no images to encode");
+  std::vector<Tensor> outs;
+  for (const Tensor& im : images) outs.push_back(encode(im).reshape({1, cfg_.tokens(), cfg_.dim}));
+  return ops::concat(outs, 0);
+}
+
 Tensor ClipVisionEncoder::block(const ClipBlock& b, const Tensor& x) const {
   const int64_t L = x.size(0), D = cfg_.dim, H = cfg_.num_heads, Dh = cfg_.head_dim();
   auto attn = [&](const Tensor& h) {

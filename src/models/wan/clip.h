@@ -68,6 +68,8 @@ class ClipVisionEncoder {
   Tensor forward(const Tensor& pixels) const;
   // What the I2V pipeline computes: forward(preprocess(image)).
   Tensor encode(const Tensor& image) const { return forward(preprocess(image)); }
+  // FLF2V encodes [first, last] together: [images.size(), tokens, dim].
+  Tensor encode(const std::vector<Tensor>& images) const;
 
  private:
   Tensor block(const ClipBlock& b, const Tensor& x) const;
