@@ -171,6 +171,9 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
   GenerateResult res;
   res.seed = s.seed;
   res.frames = s.frames;
+  if (s.device != Device::CPU && !device_allocator(s.device))
+    fail(ErrorKind::Unsupported, "--device ", device_name(s.device), ": no ", device_name(s.device),
+         " backend in this build (rebuild with the CUDA preset, or use --device cpu)");
   check_outputs(s);
 
   const bool i2v = s.task == Task::I2V;

@@ -124,6 +124,18 @@ TEST(GenerateCli, DistilledStepList) {
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("euler 4 steps"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("guidance off"), std::string::npos) << r.out;
+  // A LightX2V-named DiT run like a base model gets a hint; run with its step list it does not.
+  const std::string distilled = dir + "/wan2.1_t2v_1.3b_lightx2v_4step.safetensors";
+  fs::copy_file(fx("dit_t2v.safetensors"), distilled);
+  const std::string rest = " --dit-config " + dit_config("dit_t2v", dir) + " --vae " + fx("vae.safetensors") +
+                           " --text-embeddings " + fx("e2e_t2v.io.safetensors") +
+                           " --size 32x32 --frames 5 --output-tensor " + dir + "/w.safetensors";
+  r = gen("--dit " + distilled + rest + " --steps 1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("looks like a step-distilled model"), std::string::npos) << r.out;
+  r = gen("--dit " + distilled + rest + " --step-list 1000,750,500,250");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(r.out.find("looks like a step-distilled model"), std::string::npos) << r.out;
 }
 
 // Each bad input: the exit code of its error kind, a message with `needle`, and an empty folder.

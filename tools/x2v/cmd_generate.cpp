@@ -1,6 +1,7 @@
 // x2v generate: a prompt (and an image) in, a video out — Wan2.1 T2V and I2V end to end.
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "core/progress.h"
 #include "pipeline/config_file.h"
 #include "pipeline/demo.h"
+#include "pipeline/model_dir.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/request.h"
 
@@ -141,6 +143,19 @@ int run_generate(Options& o) {
     std::fprintf(stderr, "x2v: %s, %s %d steps (shift %g), guidance %s, %d frames, seed %llu\n",
                  pipeline::task_name(s.task), sched::solver_name(s.sampler.solver), s.sampler.steps, s.sampler.shift,
                  guidance, s.frames, static_cast<unsigned long long>(s.seed));
+  }
+  // LightX2V's distilled DiTs carry their step count in the file name; sampled like a base model
+  // they give a blurred video, so say how to run them.
+  if (s.sampler.solver != sched::Solver::Euler) {
+    const std::string dit = pipeline::find_dit_files(s.model).dit;
+    std::string low = dit;
+    for (char& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (low.find("lightx2v") != std::string::npos || low.find("distill") != std::string::npos ||
+        low.find("4step") != std::string::npos)
+      std::fprintf(stderr,
+                   "x2v: warning: %s looks like a step-distilled model; these run with --step-list 1000,750,500,250 "
+                   "(Euler, no guidance)\n",
+                   dit.c_str());
   }
   pipeline::GenerateResult res = pipeline::generate(s, progress.get());
 
