@@ -279,30 +279,30 @@ class Forward {
 
 }  // namespace
 
-Tensor DitModel::forward(const Tensor& x, const Tensor& y, const Tensor& t, const DitContext& ctx,
-                         const DitObserver& obs) const {
-  const DitConfig& c = cfg_;
+namespace {
+
+Tensor f32_on(const Tensor& t, Device dev) {
+  Tensor r = t.dtype() == DType::F32 ? t : t.to(DType::F32);
+  return r.device() == dev ? r : r.to(dev);
+}
+
+// The latent (with y for I2V/FLF2V) checked against the configuration; returns its token grid.
+Grid check_latents(const DitConfig& c, const Tensor& x, const Tensor& y) {
   const auto& p = c.patch_size;
   if (!x.defined() || x.dim() != 4)
     fail(ErrorKind::InvalidArgument, "DiT: x must be a latent [C, F, H, W], got ",
          x.defined() ? shape_str(x.shape()) : std::string("nothing"));
   const int64_t F = x.size(1), H = x.size(2), W = x.size(3);
-  const Device dev = w_.head_modulation.device();
-  Tensor xin = x.dtype() == DType::F32 ? x : x.to(DType::F32);
-  if (xin.device() != dev) xin = xin.to(dev);
   if (c.takes_y()) {
     if (!y.defined())
-      fail(ErrorKind::InvalidArgument, "DiT: this ", c.model_type, " model needs y [", c.in_dim - x.size(0), ", ", F, ", ", H,
+      fail(ErrorKind::InvalidArgument, "DiT: this ", c.model_type, " model needs y [", c.in_dim - c.out_dim, ", ", F, ", ", H,
            ", ", W, "] (mask and image latent), concatenated to x on channels");
     if (y.dim() != 4 || y.size(1) != F || y.size(2) != H || y.size(3) != W)
       fail(ErrorKind::InvalidArgument, "DiT: y ", shape_str(y.shape()), " must have the frames and size of x ", shape_str(x.shape()));
-    Tensor yin = y.dtype() == DType::F32 ? y : y.to(DType::F32);
-    if (yin.device() != dev) yin = yin.to(dev);
     if (x.size(0) + y.size(0) != c.in_dim)
       fail(ErrorKind::InvalidArgument, "DiT: x ", shape_str(x.shape()), " and y ", shape_str(y.shape()), " have ",
            x.size(0) + y.size(0), " channels together; this ", c.model_type, " model takes in_dim ", c.in_dim, " (",
            c.out_dim, " noise channels + ", c.in_dim - c.out_dim, " y channels)");
-    xin = ops::concat({xin, yin}, 0);
   } else {
     if (y.defined())
       fail(ErrorKind::InvalidArgument, "DiT: y was given, but this ", c.model_type, " model takes no conditioning latent");
@@ -317,29 +317,42 @@ Tensor DitModel::forward(const Tensor& x, const Tensor& y, const Tensor& t, cons
   if (g.F > 1024 || g.H > 1024 || g.W > 1024)
     fail(ErrorKind::InvalidArgument, "DiT: latent grid ", g.F, "x", g.H, "x", g.W,
          " exceeds the 1024 positions per axis of Wan's RoPE table");
-  const int64_t L = g.F * g.H * g.W;
-  if (!ctx.text.defined() || ctx.text.dim() != 2 || ctx.text.size(1) != c.dim)
-    fail(ErrorKind::InvalidArgument, "DiT: the context was not embedded by this model (use embed_context)");
-  if (c.clip_branch != ctx.image.defined())
-    fail(ErrorKind::InvalidArgument, "DiT: the context ", c.clip_branch ? "lacks" : "has", " image tokens; embed it with this model");
+  return g;
+}
 
-  // Timesteps: one for all tokens, or one per token (Wan2.2). Integer truncation, where a pipeline
-  // wants it, happens before this call.
-  if (!t.defined())
-    fail(ErrorKind::InvalidArgument, "DiT: a timestep t is needed");
+// One timestep for all tokens, or one per token (Wan2.2). Equal per-token values give the
+// per-sample modulation exactly (wan-spec §1.7), so they collapse to one. Integer truncation, where
+// a pipeline wants it, happens before this call.
+std::vector<float> check_timesteps(const Tensor& t, const Grid& g) {
+  const int64_t L = g.F * g.H * g.W;
+  if (!t.defined()) fail(ErrorKind::InvalidArgument, "DiT: a timestep t is needed");
   if (t.dim() > 2 || (t.numel() != 1 && (t.numel() != L || (t.dim() == 2 && t.size(0) != 1))))
     fail(ErrorKind::InvalidArgument, "DiT: t has shape ", shape_str(t.shape()), "; give one timestep (a scalar or [1]) or one per token ([",
          L, "] for this ", g.F, "x", g.H, "x", g.W, " token grid)");
   std::vector<float> tv = t.to_vector();
-  // Equal per-token timesteps give the per-sample modulation exactly (wan-spec §1.7): keep one row.
-  const bool per_token = std::any_of(tv.begin(), tv.end(), [&](float v) { return v != tv[0]; });
-  if (!per_token) tv.resize(1);
-  Tensor sin = sinusoid(tv, c.freq_dim).to(dev);
-  const Tensor e = apply(apply(sin, w_.time_embedding_0, ops::Act::SiLU), w_.time_embedding_2);  // [T, dim]: the head's
-  const Tensor e0 = apply(ops::silu(e), w_.time_projection_1);                                    // [T, 6·dim]: the blocks'
-  if (obs) obs("e0", per_token ? e0.reshape({L, 6, c.dim}) : e0.reshape({6, c.dim}));
+  if (std::all_of(tv.begin(), tv.end(), [&](float v) { return v == tv[0]; })) tv.resize(1);
+  return tv;
+}
 
-  Tensor h = apply(patchify(xin, p), w_.patch_embedding);  // [L, dim]
+}  // namespace
+
+Tensor DitModel::forward(const Tensor& x, const Tensor& y, const Tensor& t, const DitContext& ctx,
+                         const DitObserver& obs) const {
+  const DitConfig& c = cfg_;
+  const Grid g = check_latents(c, x, y);
+  const std::vector<float> tv = check_timesteps(t, g);
+  if (!ctx.text.defined() || ctx.text.dim() != 2 || ctx.text.size(1) != c.dim || c.clip_branch != ctx.image.defined())
+    fail(ErrorKind::InvalidArgument, "DiT: the context was not embedded by this model (use its embed_context)");
+  const Device dev = w_.head_modulation.device();
+  const int64_t L = g.F * g.H * g.W, T = static_cast<int64_t>(tv.size());
+
+  // Time: e [T, dim] modulates the head, e0 = time_projection(e) [T, 6·dim] the blocks.
+  const Tensor e = apply(apply(sinusoid(tv, c.freq_dim).to(dev), w_.time_embedding_0, ops::Act::SiLU), w_.time_embedding_2);
+  const Tensor e0 = apply(ops::silu(e), w_.time_projection_1);
+  if (obs) obs("e0", T == 1 ? e0.reshape({6, c.dim}) : e0.reshape({L, 6, c.dim}));
+
+  const Tensor xin = c.takes_y() ? ops::concat({f32_on(x, dev), f32_on(y, dev)}, 0) : f32_on(x, dev);
+  Tensor h = apply(patchify(xin, c.patch_size), w_.patch_embedding);  // [L, dim], the f32 residual stream
   if (obs) obs("patch_embedding_out", h);
 
   Forward fw(c, ctx, g);
@@ -348,12 +361,14 @@ Tensor DitModel::forward(const Tensor& x, const Tensor& y, const Tensor& t, cons
     if (obs) obs("block" + std::to_string(i) + "_out", h);
   }
 
-  // Head: modulated by e (not e0), then the per-token patch of out_dim channels.
+  // Head: LN(h)·(1 + scale) + shift with (shift, scale) = head.modulation + e, then one patch of
+  // out_dim channels per token.
   const Tensor shift = ops::add(e, w_.head_modulation[0]), scale = ops::add(e, w_.head_modulation[1]);
-  const Tensor shift_r = per_token ? shift : shift.reshape({c.dim}), scale_r = per_token ? scale : scale.reshape({c.dim});
-  Tensor out = apply(ops::layer_norm_modulate(h, shift_r, scale_r, static_cast<float>(c.eps)), w_.head_head);
+  const Tensor out = apply(ops::layer_norm_modulate(h, T == 1 ? shift.reshape({c.dim}) : shift,
+                                                    T == 1 ? scale.reshape({c.dim}) : scale, static_cast<float>(c.eps)),
+                           w_.head_head);
   if (obs) obs("head_out", out);
-  return unpatchify(out, g.F, g.H, g.W, p, c.out_dim);
+  return unpatchify(out, g.F, g.H, g.W, c.patch_size, c.out_dim);
 }
 
 Tensor DitModel::forward(const DitInputs& in, const DitObserver& obs) const {
