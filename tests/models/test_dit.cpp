@@ -111,6 +111,18 @@ void rewrite(const std::string& src, const std::string& dst, const std::function
   io::write_safetensors(dst, ts);
 }
 
+// The load option a device backend uses (bf16 matmul weights) also works on the CPU; the fixture's
+// weights are bf16 values, so nothing changes.
+TEST(Dit, Bf16MatmulWeightsOption) {
+  DitLoadOptions opt;
+  opt.matmul_dtype = DType::BF16;
+  DitModel m = DitModel::load(fixture("wan21/dit_i2v.safetensors"), "", opt);
+  EXPECT_EQ(m.weights().blocks[0].self_attn.q.weight.dtype(), DType::BF16);
+  EXPECT_EQ(m.weights().blocks[0].modulation.dtype(), DType::F32);
+  EXPECT_EQ(m.weights().time_embedding_0.weight.dtype(), DType::F32);
+  EXPECT_EQ(check_io(m, "dit_i2v.io.safetensors", "dit_i2v"), 9);
+}
+
 TEST(Dit, ComfyUiPrefixedSingleFile) {
   const std::string path = test::temp_dir() + "/wan2.1_t2v_comfy.safetensors";
   rewrite(fixture("wan21/dit_t2v.safetensors"), path, [](const std::string& n) { return "model.diffusion_model." + n; });

@@ -153,6 +153,12 @@ TEST(DitConfig, UnexpectedTensorIsAnError) {
   ts.erase(std::remove_if(ts.begin(), ts.end(), [](const auto& p) { return p.first == "blocks.1.ffn.2.bias"; }), ts.end());
   io::write_safetensors(path, ts);
   expect_error([&] { DitModel::load(path); }, ErrorKind::NotFound, {"blocks.1.ffn.2.bias", "missing"});
+  // ComfyUI's scaled-fp8 files carry per-tensor scales: refused by name, not misread.
+  ts = {};
+  for (const auto& t : st.tensors()) ts.emplace_back(t.name, st.get(t.name));
+  ts.emplace_back("blocks.0.self_attn.q.scale_weight", Tensor::zeros({1}, DType::F32));
+  io::write_safetensors(path, ts);
+  expect_error([&] { DitModel::load(path); }, ErrorKind::Unsupported, {"scaled fp8", "blocks.0.self_attn.q.scale_weight"});
 }
 
 TEST(DitKeys, DiffusersMap) {

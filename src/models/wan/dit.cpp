@@ -38,6 +38,10 @@ class Loader {
     for (const auto& n : w_.names())
       if (!used_.count(n)) extra.push_back(n);
     if (extra.empty()) return;
+    for (const auto& n : extra)
+      if (n == "scaled_fp8" || n.ends_with(".scale_weight") || n.ends_with(".scale_input"))
+        fail(ErrorKind::Unsupported, w_.source(), ": a \"scaled fp8\" checkpoint (per-tensor scales such as \"", n,
+             "\"); x2v does not read those yet: use a bf16, fp16 or fp32 file");
     std::string list;
     for (size_t i = 0; i < extra.size() && i < 5; ++i) list += (i ? ", " : "") + extra[i];
     if (extra.size() > 5) list += ", ... (" + std::to_string(extra.size()) + " in all)";
