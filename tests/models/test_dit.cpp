@@ -103,11 +103,12 @@ TEST(Dit, I2VDiffusersNames) {
   EXPECT_EQ(check_io(m, "dit_i2v.io.safetensors", "dit_i2v"), 9);
 }
 
-// Writes the tensors of `src` to `dst` under new names.
-void rewrite(const std::string& src, const std::string& dst, const std::function<std::string(const std::string&)>& name) {
+// Writes the tensors of `src` to `dst` under new names, in `dtype`.
+void rewrite(const std::string& src, const std::string& dst, const std::function<std::string(const std::string&)>& name,
+             DType dtype) {
   io::SafeTensors st = io::SafeTensors::open(src);
   std::vector<std::pair<std::string, Tensor>> ts;
-  for (const auto& t : st.tensors()) ts.emplace_back(name(t.name), st.get(t.name));
+  for (const auto& t : st.tensors()) ts.emplace_back(name(t.name), st.get(t.name).to(dtype));
   io::write_safetensors(dst, ts);
 }
 
@@ -123,10 +124,13 @@ TEST(Dit, Bf16MatmulWeightsOption) {
   EXPECT_EQ(check_io(m, "dit_i2v.io.safetensors", "dit_i2v"), 9);
 }
 
-TEST(Dit, ComfyUiPrefixedSingleFile) {
-  const std::string path = test::temp_dir() + "/wan2.1_t2v_comfy.safetensors";
-  rewrite(fixture("wan21/dit_t2v.safetensors"), path, [](const std::string& n) { return "model.diffusion_model." + n; });
+// ComfyUI's repackaged single files: a name prefix, and fp16 like wan2.1_t2v_1.3B_fp16.safetensors.
+TEST(Dit, ComfyUiPrefixedFp16SingleFile) {
+  const std::string path = test::temp_dir() + "/wan2.1_t2v_comfy_fp16.safetensors";
+  rewrite(fixture("wan21/dit_t2v.safetensors"), path, [](const std::string& n) { return "model.diffusion_model." + n; },
+          DType::F16);
   DitModel m = DitModel::load(path);
+  EXPECT_EQ(io::open_weights(path)->meta("model.diffusion_model.head.modulation").dtype, DType::F16);
   EXPECT_EQ(check_io(m, "dit_t2v.io.safetensors", "dit_t2v"), 18);
 }
 
