@@ -2,6 +2,9 @@
 
 #include "ops/cpu/cpu.h"
 #include "ops/dispatch.h"
+#ifdef X2V_WITH_CUDA
+#include "ops/cuda/cuda.h"
+#endif
 
 namespace x2v::ops {
 
@@ -18,6 +21,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
     bad_shape("attention", "bias " + bias.desc() + " should be [heads, Lq, Lk]");
   if (key_mask.defined() && key_mask.numel() != k.size(0))
     bad_shape("attention", "key mask " + key_mask.desc() + " for " + std::to_string(k.size(0)) + " keys");
+#ifdef X2V_WITH_CUDA
+  if (q.device() == Device::CUDA) return cuda::attention(q, k, v, scale, bias, key_mask);
+#endif
   return cpu::attention(host_f32(q), host_f32(k), host_f32(v), scale, host_f32(bias), key_mask);
 }
 

@@ -2,6 +2,9 @@
 
 #include "ops/cpu/cpu.h"
 #include "ops/dispatch.h"
+#ifdef X2V_WITH_CUDA
+#include "ops/cuda/cuda.h"
+#endif
 
 namespace x2v::ops {
 
@@ -14,6 +17,9 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
     if (p < 0 || p >= x.dim() || seen[static_cast<size_t>(p)]) bad_shape("permute", "not a permutation for " + x.desc());
     seen[static_cast<size_t>(p)] = true;
   }
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA) return cuda::permute(x, perm);
+#endif
   if (!x.is_cpu()) fail(ErrorKind::Unsupported, "permute: no ", device_name(x.device()), " implementation");
   return cpu::permute(x, perm);
 }
@@ -27,6 +33,9 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
     for (int i = 0; ok && i < a.dim(); ++i) ok = i == dim || t.size(i) == a.size(i);
     if (!ok) bad_shape("concat", a.desc() + " with " + t.desc() + " along " + std::to_string(dim));
   }
+#ifdef X2V_WITH_CUDA
+  if (a.device() == Device::CUDA) return cuda::concat(xs, dim);
+#endif
   if (!a.is_cpu()) fail(ErrorKind::Unsupported, "concat: no ", device_name(a.device()), " implementation");
   return cpu::concat(xs, dim);
 }
@@ -35,6 +44,9 @@ Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end) {
   if (dim < 0) dim += x.dim();
   if (dim < 0 || dim >= x.dim() || begin < 0 || end < begin || end > x.size(dim))
     bad_shape("narrow", x.desc() + " [" + std::to_string(begin) + ":" + std::to_string(end) + "] along " + std::to_string(dim));
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA) return cuda::narrow(x, dim, begin, end);
+#endif
   if (!x.is_cpu()) fail(ErrorKind::Unsupported, "narrow: no ", device_name(x.device()), " implementation");
   return cpu::narrow(x, dim, begin, end);
 }

@@ -2,6 +2,9 @@
 
 #include "ops/cpu/cpu.h"
 #include "ops/dispatch.h"
+#ifdef X2V_WITH_CUDA
+#include "ops/cuda/cuda.h"
+#endif
 
 namespace x2v::ops {
 
@@ -12,6 +15,9 @@ Tensor rope_3d(const Tensor& x, int64_t F, int64_t Hg, int64_t Wg) {
   if (F > 1024 || Hg > 1024 || Wg > 1024)
     fail(ErrorKind::InvalidArgument, "rope_3d: grid ", F, "x", Hg, "x", Wg,
          " exceeds the model's 1024 positions per axis (frames or size too large)");
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA) return cuda::rope_3d(x, F, Hg, Wg);
+#endif
   return cpu::rope_3d(detail::host_f32(x), F, Hg, Wg);
 }
 

@@ -98,3 +98,7 @@ __device__ __forceinline__ float block_sum(float v, float* sh) {
                   " is not handled (f32 or bf16)");                               \
     }                                                                             \
   } while (0)
+
+namespace x2v::ops::cuda {
+namespace dev = ::x2v::cuda::dev;
+}  // namespace x2v::ops::cuda

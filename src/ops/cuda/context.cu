@@ -50,6 +50,7 @@ class CachingAllocator final : public DeviceAllocator {
       stats_.in_use += it->first;
       free_.erase(it);
       stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
+      if (poison_) X2V_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n, ctx().stream));
       return p;
     }
     if (stats_.budget && stats_.reserved + n > stats_.budget) release_cache_locked();
@@ -77,6 +78,7 @@ class CachingAllocator final : public DeviceAllocator {
     stats_.in_use += n;
     stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
     block_size_[p] = n;
+    if (poison_) X2V_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n, ctx().stream));
     return p;
   }
 
@@ -120,6 +122,7 @@ class CachingAllocator final : public DeviceAllocator {
     std::lock_guard<std::mutex> lk(mu_);
     release_cache_locked();
   }
+  void set_poison(bool on) { poison_ = on; }
 
  private:
   void release_cache_locked() {
@@ -136,6 +139,7 @@ class CachingAllocator final : public DeviceAllocator {
   std::multimap<size_t, void*> free_;
   std::map<void*, size_t> block_size_;
   MemStats stats_;
+  bool poison_ = false;
 };
 
 CachingAllocator& allocator() {
@@ -262,6 +266,7 @@ MemStats mem_stats() { return allocator().stats(); }
 void reset_peak() { allocator().reset_peak(); }
 void set_memory_budget(size_t bytes) { allocator().set_budget(bytes); }
 void empty_cache() { allocator().empty_cache(); }
+void set_poison_allocations(bool on) { allocator().set_poison(on); }
 
 std::string device_description() {
   init();

@@ -38,6 +38,9 @@ void reset_peak();
 void set_memory_budget(size_t bytes);
 // Returns cached (free) blocks to the device.
 void empty_cache();
+// For tests: every block handed out is first filled with 0xFF bytes (NaN in f32/bf16), so an op
+// that leaves part of its output unwritten produces NaNs.
+void set_poison_allocations(bool on);
 
 std::string device_description();  // "NVIDIA H100 80GB HBM3, 132 SMs, cc 9.0, 79.1 GiB"
 
@@ -102,6 +105,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                  const Tensor& key_mask);
 enum class AttnImpl { Auto, Cudnn, Own };
 // For tests and benchmarks: force one implementation (Cudnn fails if it cannot run this case).
+// The cuDNN library loaded at run time (e.g. 91400), or 0 in builds without cuDNN.
+int cudnn_version();
 Tensor attention_with(AttnImpl impl, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                       const Tensor& bias, const Tensor& key_mask);
 

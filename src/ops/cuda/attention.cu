@@ -1,0 +1,529 @@
+// Attention on CUDA: cuDNN's fused flash attention through the backend (graph) C API for the long
+// bf16 sequences of the DiT, and the backend's own kernel for everything else (bias, key masks,
+// head dims cuDNN does not take, builds without cuDNN).
+//
+// The cuDNN graph is the SDPA pattern its engines recognize: S = Q·Kᵀ (f32), S·scale, row max,
+// exp(S − max), row sum, divide, P (bf16) · V. Plans are cached per shape; building one runs the
+// heuristics and may compile a kernel at run time, so the first call of a shape is slow.
+#include <cfloat>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "ops/cuda/common.cuh"
+
+#ifdef X2V_WITH_CUDNN
+#include <cudnn.h>
+#endif
+
+namespace x2v::ops::cuda {
+namespace {
+
+using x2v::cuda::stream;
+
+// ---------------------------------------------------------------------------------------------
+// Own kernel: one warp per query row, keys in tiles of 32 staged in shared memory (f32). Lane l
+// scores key l of the tile; the output row is spread over the lanes (dims l, l+32, ...). Online
+// softmax in f32. Not tuned for the DiT's shapes (cuDNN takes those); it is exact and general.
+constexpr int kWarps = 8;
+constexpr int kTile = 32;
+constexpr int kMaxD = 256;
+
+template <class T, class B>
+__global__ void k_attention(const T* q, const T* k, const T* v, T* o, const B* bias, const uint8_t* keep,
+                            int64_t Lq, int64_t Lk, int H, int D, int Dv, float scale) {
+  extern __shared__ float sm[];
+  float* ks = sm;                          // [kTile][D + 1]
+  float* vs = ks + kTile * (D + 1);        // [kTile][Dv]
+  float* qs = vs + kTile * Dv;             // [kWarps][D]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y;
+  const int64_t row = blockIdx.x * int64_t(kWarps) + warp;
+  const bool active = row < Lq;
+  float* qr = qs + warp * D;
+  if (active)
+    for (int d = lane; d < D; d += 32) qr[d] = dev::round_bf16(dev::ld(q, (row * H + h) * D + d)) * scale;
+  float acc[kMaxD / 32];
+#pragma unroll
+  for (int i = 0; i < kMaxD / 32; ++i) acc[i] = 0.f;
+  float m = -FLT_MAX, l = 0.f;
+  for (int64_t j0 = 0; j0 < Lk; j0 += kTile) {
+    const int nt = Lk - j0 < kTile ? static_cast<int>(Lk - j0) : kTile;
+    __syncthreads();
+    for (int e = threadIdx.x; e < nt * D; e += blockDim.x) {
+      const int j = e / D, d = e % D;
+      ks[j * (D + 1) + d] = dev::round_bf16(dev::ld(k, ((j0 + j) * H + h) * D + d));
+    }
+    for (int e = threadIdx.x; e < nt * Dv; e += blockDim.x) {
+      const int j = e / Dv, d = e % Dv;
+      vs[j * Dv + d] = dev::round_bf16(dev::ld(v, ((j0 + j) * H + h) * Dv + d));
+    }
+    __syncthreads();
+    if (!active) continue;
+    float s = -FLT_MAX;
+    if (lane < nt) {
+      const float* kr = ks + lane * (D + 1);
+      float t = 0.f;
+      for (int d = 0; d < D; ++d) t += qr[d] * kr[d];
+      if (bias) t += dev::ld(bias, (int64_t(h) * Lq + row) * Lk + j0 + lane);
+      if (keep && !keep[j0 + lane]) t = -FLT_MAX;
+      s = t;
+    }
+    float tmax = s;
+    for (int off = 16; off > 0; off >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
+    const float mn = fmaxf(m, tmax);
+    const float corr = __expf(m - mn);
+    const float p = lane < nt ? __expf(s - mn) : 0.f;
+    float psum = p;
+    for (int off = 16; off > 0; off >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, off);
+    l = l * corr + psum;
+    m = mn;
+#pragma unroll
+    for (int i = 0; i < kMaxD / 32; ++i) acc[i] *= corr;
+    for (int j = 0; j < nt; ++j) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+      for (int i = 0; i < kMaxD / 32; ++i) {
+        const int d = lane + 32 * i;
+        if (d < Dv) acc[i] += pj * vs[j * Dv + d];
+      }
+    }
+  }
+  if (!active) return;
+  const float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+  for (int i = 0; i < kMaxD / 32; ++i) {
+    const int d = lane + 32 * i;
+    if (d < Dv) dev::st(o, (row * H + h) * Dv + d, acc[i] * inv);
+  }
+}
+
+Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
+                     const Tensor& key_mask) {
+  const int64_t Lq = q.size(0), H = q.size(1), D = q.size(2), Lk = k.size(0), Dv = v.size(2);
+  if (D > kMaxD || Dv > kMaxD)
+    fail(ErrorKind::Unsupported, "CUDA attention: head dims ", D, "/", Dv, " exceed ", kMaxD);
+  Tensor out = Tensor::empty({Lq, H, Dv}, q.dtype(), Device::CUDA);
+  if (!out.numel()) return out;
+  // Inputs in one dtype (q's): the kernel templates on a single element type.
+  Tensor kk = x2v::cuda::convert(k, q.dtype()), vv = x2v::cuda::convert(v, q.dtype());
+  Tensor keep;
+  if (key_mask.defined()) {
+    std::vector<float> mv = key_mask.to_vector();
+    Tensor h = Tensor::empty({Lk}, DType::U8);
+    for (int64_t j = 0; j < Lk; ++j) h.data<uint8_t>()[j] = mv[static_cast<size_t>(j)] != 0.f;
+    keep = h.to(Device::CUDA);
+  }
+  const size_t smem = sizeof(float) * static_cast<size_t>(kTile * (D + 1) + kTile * Dv + kWarps * D);
+  dim3 grid(static_cast<unsigned>((Lq + kWarps - 1) / kWarps), static_cast<unsigned>(H));
+  if (H > 65535) fail(ErrorKind::Unsupported, "CUDA attention: ", H, " heads");
+  auto run = [&](auto tq, auto tb) {
+    using T = decltype(tq);
+    using B = decltype(tb);
+    auto kern = k_attention<T, B>;
+    X2V_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    kern<<<grid, kWarps * 32, smem, stream()>>>(
+        static_cast<const T*>(q.raw()), static_cast<const T*>(kk.raw()), static_cast<const T*>(vv.raw()),
+        static_cast<T*>(out.raw()), bias.defined() ? static_cast<const B*>(bias.raw()) : nullptr,
+        keep.defined() ? static_cast<const uint8_t*>(keep.raw()) : nullptr, Lq, Lk, static_cast<int>(H),
+        static_cast<int>(D), static_cast<int>(Dv), scale);
+  };
+  const DType bt = bias.defined() ? bias.dtype() : DType::F32;
+  X2V_DISPATCH_FLOAT(q.dtype(), T, X2V_DISPATCH_FLOAT(bt, B, run(T{}, B{})));
+  X2V_LAUNCH_CHECK();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+#ifdef X2V_WITH_CUDNN
+
+#define X2V_CUDNN_CHECK(call)                                                                              \
+  do {                                                                                                     \
+    cudnnStatus_t s_ = (call);                                                                             \
+    if (s_ != CUDNN_STATUS_SUCCESS)                                                                        \
+      ::x2v::fail(::x2v::ErrorKind::Device, #call " failed: ", cudnnGetErrorString(s_), " (", __FILE__, ":", \
+                  __LINE__, ")");                                                                          \
+  } while (0)
+
+cudnnHandle_t cudnn_handle() {
+  static std::once_flag once;
+  static cudnnHandle_t h = nullptr;
+  std::call_once(once, [] {
+    X2V_CUDNN_CHECK(cudnnCreate(&h));
+    X2V_CUDNN_CHECK(cudnnSetStream(h, stream()));
+  });
+  return h;
+}
+
+// An owned backend descriptor.
+struct Desc {
+  cudnnBackendDescriptor_t d = nullptr;
+  explicit Desc(cudnnBackendDescriptorType_t t) { X2V_CUDNN_CHECK(cudnnBackendCreateDescriptor(t, &d)); }
+  Desc(const Desc&) = delete;
+  Desc& operator=(const Desc&) = delete;
+  ~Desc() {
+    if (d) cudnnBackendDestroyDescriptor(d);
+  }
+  template <class V>
+  void set(cudnnBackendAttributeName_t a, cudnnBackendAttributeType_t t, int64_t n, const V* v) {
+    X2V_CUDNN_CHECK(cudnnBackendSetAttribute(d, a, t, n, v));
+  }
+  void set_desc(cudnnBackendAttributeName_t a, const Desc& o) {
+    set(a, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &o.d);
+  }
+  void finalize() { X2V_CUDNN_CHECK(cudnnBackendFinalize(d)); }
+};
+using DescP = std::unique_ptr<Desc>;
+
+enum Uid : int64_t { kQ = 1, kK = 2, kV = 3, kO = 4, kScale = 5, kVirtual = 100 };
+
+struct SdpaPlan {
+  std::vector<DescP> keep;  // every descriptor the plan references
+  DescP plan;
+  int64_t workspace = 0;
+};
+
+DescP tensor_desc(cudnnDataType_t t, std::vector<int64_t> dims, std::vector<int64_t> strides, int64_t uid,
+                  bool is_virtual, bool by_value = false) {
+  auto d = std::make_unique<Desc>(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  int64_t align = 16;
+  d->set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &t);
+  d->set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, static_cast<int64_t>(dims.size()), dims.data());
+  d->set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, static_cast<int64_t>(strides.size()), strides.data());
+  d->set(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
+  d->set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align);
+  bool v = is_virtual, bv = by_value;
+  d->set(CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &v);
+  if (by_value) d->set(CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &bv);
+  d->finalize();
+  return d;
+}
+
+// Runs the heuristics on a finalized operation graph and keeps the first engine config that
+// finalizes into an execution plan.
+bool pick_engine(Desc& graph, SdpaPlan* p, std::string* why) {
+  cudnnHandle_t h = cudnn_handle();
+  auto& K = p->keep;
+  for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+    Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+    heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph);
+    heur.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
+    cudnnStatus_t st = cudnnBackendFinalize(heur.d);
+    if (st != CUDNN_STATUS_SUCCESS) {
+      *why = std::string("heuristics finalize: ") + cudnnGetErrorString(st);
+      continue;
+    }
+    int64_t count = 0;
+    st = cudnnBackendGetAttribute(heur.d, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                                  nullptr);
+    if (st != CUDNN_STATUS_SUCCESS || count <= 0) {
+      *why = std::string("heuristics results: ") + cudnnGetErrorString(st) + ", " + std::to_string(count) + " configs";
+      continue;
+    }
+    std::vector<DescP> cfgs;
+    std::vector<cudnnBackendDescriptor_t> raw;
+    for (int64_t i = 0; i < count; ++i) {
+      cfgs.push_back(std::make_unique<Desc>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+      raw.push_back(cfgs.back()->d);
+    }
+    int64_t got = 0;
+    if (cudnnBackendGetAttribute(heur.d, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
+                                 raw.data()) != CUDNN_STATUS_SUCCESS)
+      continue;
+    for (int64_t i = 0; i < got; ++i) {
+      auto plan = std::make_unique<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+      plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+      plan->set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, *cfgs[static_cast<size_t>(i)]);
+      st = cudnnBackendFinalize(plan->d);
+      if (st != CUDNN_STATUS_SUCCESS) {
+        *why = std::string("engine config rejected: ") + cudnnGetErrorString(st);
+        continue;
+      }
+      int64_t ws = 0, n = 0;
+      X2V_CUDNN_CHECK(cudnnBackendGetAttribute(plan->d, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                               1, &n, &ws));
+      p->workspace = ws;
+      p->plan = std::move(plan);
+      for (auto& c : cfgs) K.push_back(std::move(c));
+      return true;
+    }
+  }
+  return false;
+}
+
+// The same attention as one fused SDPA operation (cuDNN ≥ 9.13.1): Q, K (not transposed), V, O and
+// the scale; the engines behind it are the same flash kernels.
+bool build_unified(SdpaPlan* p, int64_t H, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, std::string* why) {
+#if CUDNN_VERSION >= 91301
+  if (cudnnGetVersion() < 91301) {
+    *why += "; the fused SDPA operation needs cuDNN 9.13.1 (loaded: " + std::to_string(cudnnGetVersion()) + ")";
+    return false;
+  }
+  auto& K = p->keep;
+  const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
+  K.push_back(tensor_desc(bf, {1, H, Lq, D}, {Lq * H * D, D, H * D, 1}, kQ, false));
+  Desc& q = *K.back();
+  K.push_back(tensor_desc(bf, {1, H, Lk, D}, {Lk * H * D, D, H * D, 1}, kK, false));
+  Desc& k = *K.back();
+  K.push_back(tensor_desc(bf, {1, H, Lk, Dv}, {Lk * H * Dv, Dv, H * Dv, 1}, kV, false));
+  Desc& v = *K.back();
+  K.push_back(tensor_desc(bf, {1, H, Lq, Dv}, {Lq * H * Dv, Dv, H * Dv, 1}, kO, false));
+  Desc& o = *K.back();
+  K.push_back(tensor_desc(f32, {1, 1, 1, 1}, {1, 1, 1, 1}, kScale, false, true));
+  Desc& sc = *K.back();
+  K.push_back(std::make_unique<Desc>(static_cast<cudnnBackendDescriptorType_t>(CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR)));
+  Desc& op = *K.back();
+  op.set_desc(CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, q);
+  op.set_desc(CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, k);
+  op.set_desc(CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC, v);
+  op.set_desc(CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, o);
+  op.set_desc(CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, sc);
+  op.finalize();
+  K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
+  Desc& graph = *K.back();
+  cudnnHandle_t h = cudnn_handle();
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &op.d);
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+  graph.finalize();
+  std::string w2;
+  if (pick_engine(graph, p, &w2)) return true;
+  *why += "; fused SDPA operation: " + w2;
+  return false;
+#else
+  (void)p, (void)H, (void)Lq, (void)Lk, (void)D, (void)Dv;
+  *why += "; built against a cuDNN without the fused SDPA operation";
+  return false;
+#endif
+}
+
+// Builds the plan; returns null (with the reason in *why) when cuDNN has no engine for it.
+std::unique_ptr<SdpaPlan> build_sdpa(int64_t H, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, std::string* why) {
+  auto p = std::make_unique<SdpaPlan>();
+  auto& K = p->keep;
+  const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
+  // [L, H, D] tensors seen as [1, H, L, D] with strides (L·H·D, D, H·D, 1).
+  K.push_back(tensor_desc(bf, {1, H, Lq, D}, {Lq * H * D, D, H * D, 1}, kQ, false));
+  Desc& q = *K.back();
+  K.push_back(tensor_desc(bf, {1, H, D, Lk}, {Lk * H * D, D, 1, H * D}, kK, false));
+  Desc& kt = *K.back();
+  K.push_back(tensor_desc(bf, {1, H, Lk, Dv}, {Lk * H * Dv, Dv, H * Dv, 1}, kV, false));
+  Desc& v = *K.back();
+  K.push_back(tensor_desc(bf, {1, H, Lq, Dv}, {Lq * H * Dv, Dv, H * Dv, 1}, kO, false));
+  Desc& o = *K.back();
+  K.push_back(tensor_desc(f32, {1, 1, 1, 1}, {1, 1, 1, 1}, kScale, false, true));
+  Desc& sc = *K.back();
+  int64_t vid = kVirtual;
+  const std::vector<int64_t> sdim = {1, H, Lq, Lk}, sstr = {H * Lq * Lk, Lq * Lk, Lk, 1};
+  const std::vector<int64_t> rdim = {1, H, Lq, 1}, rstr = {H * Lq, Lq, 1, 1};
+  auto virt = [&](cudnnDataType_t t, const std::vector<int64_t>& dm, const std::vector<int64_t>& st) -> Desc& {
+    K.push_back(tensor_desc(t, dm, st, vid++, true));
+    return *K.back();
+  };
+  Desc& s1 = virt(f32, sdim, sstr);
+  Desc& s2 = virt(f32, sdim, sstr);
+  Desc& mx = virt(f32, rdim, rstr);
+  Desc& s3 = virt(f32, sdim, sstr);
+  Desc& ex = virt(f32, sdim, sstr);
+  Desc& sm = virt(f32, rdim, rstr);
+  Desc& pr = virt(bf, sdim, sstr);
+
+  std::vector<cudnnBackendDescriptor_t> ops;
+  auto matmul = [&](Desc& a, Desc& b, Desc& c) {
+    K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_MATMUL_DESCRIPTOR));
+    Desc& md = *K.back();
+    cudnnDataType_t ct = CUDNN_DATA_FLOAT;
+    md.set(CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &ct);
+    md.finalize();
+    K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR));
+    Desc& op = *K.back();
+    op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_ADESC, a);
+    op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_BDESC, b);
+    op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_CDESC, c);
+    op.set_desc(CUDNN_ATTR_OPERATION_MATMUL_DESC, md);
+    op.finalize();
+    ops.push_back(op.d);
+  };
+  auto pointwise = [&](cudnnPointwiseMode_t mode, Desc& x, Desc* b, Desc& y) {
+    K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_POINTWISE_DESCRIPTOR));
+    Desc& pd = *K.back();
+    cudnnDataType_t ct = CUDNN_DATA_FLOAT;
+    pd.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
+    pd.set(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &ct);
+    pd.finalize();
+    K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR));
+    Desc& op = *K.back();
+    op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pd);
+    op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
+    if (b) op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, *b);
+    op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y);
+    op.finalize();
+    ops.push_back(op.d);
+  };
+  auto reduction = [&](cudnnReduceTensorOp_t mode, Desc& x, Desc& y) {
+    K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_REDUCTION_DESCRIPTOR));
+    Desc& rd = *K.back();
+    cudnnDataType_t ct = CUDNN_DATA_FLOAT;
+    rd.set(CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode);
+    rd.set(CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &ct);
+    rd.finalize();
+    K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR));
+    Desc& op = *K.back();
+    op.set_desc(CUDNN_ATTR_OPERATION_REDUCTION_DESC, rd);
+    op.set_desc(CUDNN_ATTR_OPERATION_REDUCTION_XDESC, x);
+    op.set_desc(CUDNN_ATTR_OPERATION_REDUCTION_YDESC, y);
+    op.finalize();
+    ops.push_back(op.d);
+  };
+  matmul(q, kt, s1);
+  pointwise(CUDNN_POINTWISE_MUL, s1, &sc, s2);
+  reduction(CUDNN_REDUCE_TENSOR_MAX, s2, mx);
+  pointwise(CUDNN_POINTWISE_SUB, s2, &mx, s3);
+  pointwise(CUDNN_POINTWISE_EXP, s3, nullptr, ex);
+  reduction(CUDNN_REDUCE_TENSOR_ADD, ex, sm);
+  pointwise(CUDNN_POINTWISE_DIV, ex, &sm, pr);
+  matmul(pr, v, o);
+
+  K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
+  Desc& graph = *K.back();
+  cudnnHandle_t h = cudnn_handle();
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(ops.size()), ops.data());
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+  graph.finalize();
+
+  if (pick_engine(graph, p.get(), why)) return p;
+  *why = "SDPA graph: " + *why;
+  return nullptr;
+}
+
+struct PlanCache {
+  std::mutex mu;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, std::shared_ptr<SdpaPlan>> plans;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, std::string> failed;
+};
+PlanCache& plan_cache() {
+  static PlanCache c;
+  return c;
+}
+
+std::shared_ptr<SdpaPlan> sdpa_plan(int64_t H, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, std::string* why) {
+  PlanCache& c = plan_cache();
+  std::lock_guard<std::mutex> lk(c.mu);
+  auto key = std::make_tuple(H, Lq, Lk, D, Dv);
+  if (auto it = c.plans.find(key); it != c.plans.end()) return it->second;
+  if (auto it = c.failed.find(key); it != c.failed.end()) {
+    *why = it->second;
+    return nullptr;
+  }
+  std::string reason;
+  std::shared_ptr<SdpaPlan> p;
+  try {
+    p = build_sdpa(H, Lq, Lk, D, Dv, &reason);
+  } catch (const Error& e) {
+    reason = std::string("SDPA graph: ") + e.what();
+  }
+  if (!p) {
+    try {
+      auto u = std::make_shared<SdpaPlan>();
+      if (build_unified(u.get(), H, Lq, Lk, D, Dv, &reason)) p = u;
+    } catch (const Error& e) {
+      reason += std::string("; fused SDPA operation: ") + e.what();
+    }
+  }
+  if (!p) {
+    c.failed[key] = reason;
+    *why = reason;
+    return nullptr;
+  }
+  c.plans[key] = p;
+  return p;
+}
+
+}  // namespace
+
+int cudnn_version() { return static_cast<int>(cudnnGetVersion()); }
+
+namespace {
+
+bool cudnn_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why) {
+  const int64_t Lq = q.size(0), H = q.size(1), D = q.size(2), Lk = k.size(0), Dv = v.size(2);
+  if (D % 8 || Dv % 8 || D > 256 || Dv > 256) {
+    *why = "head dims must be multiples of 8 up to 256";
+    return false;
+  }
+  auto plan = sdpa_plan(H, Lq, Lk, D, Dv, why);
+  if (!plan) return false;
+  Tensor qb = x2v::cuda::as_bf16(q), kb = x2v::cuda::as_bf16(k), vb = x2v::cuda::as_bf16(v);
+  Tensor ob = Tensor::empty({Lq, H, Dv}, DType::BF16, Device::CUDA);
+  float sc = scale;
+  void* ptrs[] = {qb.raw(), kb.raw(), vb.raw(), ob.raw(), &sc};
+  int64_t uids[] = {kQ, kK, kV, kO, kScale};
+  void* ws = plan->workspace ? x2v::cuda::workspace(static_cast<size_t>(plan->workspace)) : nullptr;
+  Desc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 5, uids);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 5, ptrs);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+  pack.finalize();
+  X2V_CUDNN_CHECK(cudnnBackendExecute(cudnn_handle(), plan->plan->d, pack.d));
+  *out = q.dtype() == DType::BF16 ? ob : x2v::cuda::convert(ob, q.dtype());
+  return true;
+}
+
+#endif  // X2V_WITH_CUDNN
+
+}  // namespace
+#ifndef X2V_WITH_CUDNN
+int cudnn_version() { return 0; }
+#endif
+namespace {
+
+void check_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias, const Tensor& key_mask) {
+  x2v::cuda::require_float(q, "attention", "q");
+  x2v::cuda::require_float(k, "attention", "k");
+  x2v::cuda::require_float(v, "attention", "v");
+  if (q.dim() != 3 || k.dim() != 3 || v.dim() != 3 || k.size(0) != v.size(0) || q.size(1) != k.size(1) ||
+      k.size(1) != v.size(1) || q.size(2) != k.size(2))
+    fail(ErrorKind::InvalidArgument, "attention: q ", q.desc(), ", k ", k.desc(), ", v ", v.desc(),
+         " do not match ([Lq, H, D], [Lk, H, D], [Lk, H, Dv])");
+  if (bias.defined()) {
+    x2v::cuda::require_float(bias, "attention", "bias");
+    if (bias.numel() != q.size(1) * q.size(0) * k.size(0))
+      fail(ErrorKind::InvalidArgument, "attention: bias ", bias.desc(), " is not [H, Lq, Lk]");
+  }
+  if (key_mask.defined() && key_mask.numel() != k.size(0))
+    fail(ErrorKind::InvalidArgument, "attention: key_mask ", key_mask.desc(), " is not [Lk]");
+}
+
+}  // namespace
+
+Tensor attention_with(AttnImpl impl, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                      const Tensor& bias, const Tensor& key_mask) {
+  check_args(q, k, v, bias, key_mask);
+  if (q.size(0) == 0 || k.size(0) == 0 || q.size(1) == 0) {
+    // No keys: the references' softmax over nothing; an empty output otherwise.
+    Tensor o = Tensor::zeros({q.size(0), q.size(1), v.size(2)}, q.dtype(), Device::CUDA);
+    return o;
+  }
+  if (impl != AttnImpl::Own && !bias.defined() && !key_mask.defined()) {
+#ifdef X2V_WITH_CUDNN
+    Tensor out;
+    std::string why;
+    if (cudnn_attention(q, k, v, scale, &out, &why)) return out;
+    if (impl == AttnImpl::Cudnn) fail(ErrorKind::Unsupported, "cuDNN attention: ", why);
+#else
+    if (impl == AttnImpl::Cudnn) fail(ErrorKind::Unsupported, "cuDNN attention: this build has no cuDNN");
+#endif
+  } else if (impl == AttnImpl::Cudnn) {
+    fail(ErrorKind::Unsupported, "cuDNN attention: bias and key masks go to the own kernel");
+  }
+  return own_attention(q, k, v, scale, bias, key_mask);
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
+                 const Tensor& key_mask) {
+  return attention_with(AttnImpl::Auto, q, k, v, scale, bias, key_mask);
+}
+
+}  // namespace x2v::ops::cuda

@@ -1,0 +1,223 @@
+// Convolutions for the VAE (3D, causal in time) and the patch embedding, through cuDNN's
+// convolution API on channels-first tensors; f32 uses TF32 tensor cores as PyTorch's default does,
+// bf16 accumulates in f32. cuDNN pads symmetrically, so a causal (front-only) time padding is done
+// by an explicit padding pass first. The bias is added by a small kernel (one pass over the output).
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "ops/cuda/common.cuh"
+
+#ifdef X2V_WITH_CUDNN
+#include <cudnn.h>
+#endif
+
+namespace x2v::ops::cuda {
+namespace {
+
+using x2v::cuda::grid_for;
+using x2v::cuda::stream;
+
+// y[c, t, h, w] = x[c, t − pt, h − ph, w − pw] inside, 0 outside.
+template <class T>
+__global__ void k_pad3d(const T* x, T* y, int64_t C, int64_t Ti, int64_t Hi, int64_t Wi, int64_t To, int64_t Ho,
+                        int64_t Wo, int64_t pt, int64_t ph, int64_t pw) {
+  const int64_t n = C * To * Ho * Wo;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t w = i % Wo, r = i / Wo;
+    int64_t h = r % Ho;
+    r /= Ho;
+    int64_t t = r % To, c = r / To;
+    int64_t ti = t - pt, hi = h - ph, wi = w - pw;
+    float v = 0.f;
+    if (ti >= 0 && ti < Ti && hi >= 0 && hi < Hi && wi >= 0 && wi < Wi) v = dev::ld(x, ((c * Ti + ti) * Hi + hi) * Wi + wi);
+    dev::st(y, i, v);
+  }
+}
+
+template <class T, class B>
+__global__ void k_bias_channels(T* y, const B* b, int64_t C, int64_t inner) {
+  const int64_t n = C * inner;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dev::st(y, i, dev::ld(y, i) + dev::ld(b, i / inner));
+}
+
+template <class T>
+__global__ void k_upsample2x(const T* x, T* y, int64_t outer, int64_t H, int64_t W) {
+  const int64_t n = outer * 4 * H * W;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t w = i % (2 * W), r = i / (2 * W);
+    const int64_t h = r % (2 * H), o = r / (2 * H);
+    y[i] = x[(o * H + h / 2) * W + w / 2];
+  }
+}
+
+#ifdef X2V_WITH_CUDNN
+#define X2V_CUDNN_CHECK(call)                                                                              \
+  do {                                                                                                     \
+    cudnnStatus_t s_ = (call);                                                                             \
+    if (s_ != CUDNN_STATUS_SUCCESS)                                                                        \
+      ::x2v::fail(::x2v::ErrorKind::Device, #call " failed: ", cudnnGetErrorString(s_), " (", __FILE__, ":", \
+                  __LINE__, ")");                                                                          \
+  } while (0)
+
+cudnnHandle_t handle() {
+  static std::once_flag once;
+  static cudnnHandle_t h = nullptr;
+  std::call_once(once, [] {
+    X2V_CUDNN_CHECK(cudnnCreate(&h));
+    X2V_CUDNN_CHECK(cudnnSetStream(h, stream()));
+  });
+  return h;
+}
+
+struct ConvPlan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnConvolutionFwdAlgo_t algo{};
+  size_t workspace = 0;
+};
+
+using ConvKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int,
+                           int, int, int>;
+
+const ConvPlan& conv_plan(DType dt, int64_t C, int64_t T, int64_t H, int64_t W, int64_t O, int64_t kt, int64_t kh,
+                          int64_t kw, std::array<int, 3> stride, std::array<int, 3> pad) {
+  static std::mutex mu;
+  static std::map<ConvKey, ConvPlan> plans;
+  std::lock_guard<std::mutex> lk(mu);
+  ConvKey key{static_cast<int>(dt), C, T, H, W, O, kt, kh, kw, stride[0], stride[1], stride[2], pad[0], pad[1], pad[2]};
+  if (auto it = plans.find(key); it != plans.end()) return it->second;
+  ConvPlan p;
+  const cudnnDataType_t t = dt == DType::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  X2V_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
+  X2V_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
+  X2V_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
+  X2V_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
+  int xd[5] = {1, int(C), int(T), int(H), int(W)};
+  int xs[5] = {int(C * T * H * W), int(T * H * W), int(H * W), int(W), 1};
+  X2V_CUDNN_CHECK(cudnnSetTensorNdDescriptor(p.x, t, 5, xd, xs));
+  int wd[5] = {int(O), int(C), int(kt), int(kh), int(kw)};
+  X2V_CUDNN_CHECK(cudnnSetFilterNdDescriptor(p.w, t, CUDNN_TENSOR_NCHW, 5, wd));
+  int pd[3] = {pad[0], pad[1], pad[2]}, sd[3] = {stride[0], stride[1], stride[2]}, dd[3] = {1, 1, 1};
+  X2V_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(p.conv, 3, pd, sd, dd, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  X2V_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+  int yd[5];
+  X2V_CUDNN_CHECK(cudnnGetConvolutionNdForwardOutputDim(p.conv, p.x, p.w, 5, yd));
+  int ys[5] = {yd[1] * yd[2] * yd[3] * yd[4], yd[2] * yd[3] * yd[4], yd[3] * yd[4], yd[4], 1};
+  X2V_CUDNN_CHECK(cudnnSetTensorNdDescriptor(p.y, t, 5, yd, ys));
+  cudnnConvolutionFwdAlgoPerf_t perf[8];
+  int n = 0;
+  X2V_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, 8, &n, perf));
+  bool found = false;
+  for (int i = 0; i < n && !found; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    p.algo = perf[i].algo;
+    p.workspace = perf[i].memory;
+    found = true;
+  }
+  if (!found)
+    fail(ErrorKind::Unsupported, "cuDNN has no forward algorithm for conv3d x [", C, ", ", T, ", ", H, ", ", W,
+         "] kernel [", O, ", ", C, ", ", kt, ", ", kh, ", ", kw, "]");
+  return plans.emplace(key, p).first->second;
+}
+#endif  // X2V_WITH_CUDNN
+
+}  // namespace
+
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad) {
+  x2v::cuda::require_float(x, "conv3d", "x");
+  x2v::cuda::require_float(w, "conv3d", "w");
+  if (x.dim() != 4 || w.dim() != 5 || w.size(1) != x.size(0))
+    fail(ErrorKind::InvalidArgument, "conv3d: x ", x.desc(), " and w ", w.desc(),
+         " do not match ([Cin, T, H, W], [Cout, Cin, kt, kh, kw])");
+  for (int s : stride)
+    if (s <= 0) fail(ErrorKind::InvalidArgument, "conv3d: stride must be positive");
+  for (int q : pad)
+    if (q < 0) fail(ErrorKind::InvalidArgument, "conv3d: padding must not be negative");
+  const int64_t O = w.size(0), kt = w.size(2), kh = w.size(3), kw = w.size(4);
+  if (bias.defined()) {
+    x2v::cuda::require_float(bias, "conv3d", "bias");
+    if (bias.numel() != O) fail(ErrorKind::InvalidArgument, "conv3d: bias ", bias.desc(), " for ", O, " channels");
+  }
+  Tensor xin = x;
+  std::array<int, 3> sym = {pad[0], pad[2], pad[4]};
+  if (pad[0] != pad[1] || pad[2] != pad[3] || pad[4] != pad[5]) {
+    const int64_t C = x.size(0), Ti = x.size(1), Hi = x.size(2), Wi = x.size(3);
+    const int64_t To = Ti + pad[0] + pad[1], Ho = Hi + pad[2] + pad[3], Wo = Wi + pad[4] + pad[5];
+    xin = Tensor::empty({C, To, Ho, Wo}, x.dtype(), Device::CUDA);
+    if (xin.numel()) {
+      X2V_DISPATCH_FLOAT(x.dtype(), T, {
+        k_pad3d<<<grid_for(xin.numel(), 256), 256, 0, stream()>>>(static_cast<const T*>(x.raw()),
+                                                                  static_cast<T*>(xin.raw()), C, Ti, Hi, Wi, To, Ho,
+                                                                  Wo, pad[0], pad[2], pad[4]);
+      });
+      X2V_LAUNCH_CHECK();
+    }
+    sym = {0, 0, 0};
+  }
+  const int64_t C = xin.size(0), T = xin.size(1), H = xin.size(2), W = xin.size(3);
+  auto odim = [](int64_t n, int p, int64_t k, int s) { return (n + 2 * p - k) / s + 1; };
+  const int64_t To = odim(T, sym[0], kt, stride[0]), Ho = odim(H, sym[1], kh, stride[1]),
+                Wo = odim(W, sym[2], kw, stride[2]);
+  if (To <= 0 || Ho <= 0 || Wo <= 0)
+    fail(ErrorKind::InvalidArgument, "conv3d: input ", x.desc(), " is smaller than the kernel ", w.desc());
+  Tensor y = Tensor::empty({O, To, Ho, Wo}, x.dtype(), Device::CUDA);
+#ifdef X2V_WITH_CUDNN
+  Tensor wc = x2v::cuda::convert(w, x.dtype());
+  const ConvPlan& p = conv_plan(x.dtype(), C, T, H, W, O, kt, kh, kw, stride, sym);
+  void* ws = p.workspace ? x2v::cuda::workspace(p.workspace) : nullptr;
+  const float one = 1.f, zero = 0.f;
+  X2V_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, p.x, xin.raw(), p.w, wc.raw(), p.conv, p.algo, ws,
+                                          p.workspace, &zero, p.y, y.raw()));
+#else
+  (void)C;
+  fail(ErrorKind::Unsupported, "conv3d on CUDA needs cuDNN, which this build does not have");
+#endif
+  if (bias.defined()) {
+    X2V_DISPATCH_FLOAT(y.dtype(), T, X2V_DISPATCH_FLOAT(bias.dtype(), B, {
+      k_bias_channels<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(
+          static_cast<T*>(y.raw()), static_cast<const B*>(bias.raw()), O, To * Ho * Wo);
+    }));
+    X2V_LAUNCH_CHECK();
+  }
+  return y;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride, std::array<int, 4> pad) {
+  x2v::cuda::require_float(x, "conv2d", "x");
+  x2v::cuda::require_float(w, "conv2d", "w");
+  if (x.dim() != 3 || w.dim() != 4)
+    fail(ErrorKind::InvalidArgument, "conv2d: x ", x.desc(), " and w ", w.desc(), " must be [Cin, H, W], [Cout, Cin, kh, kw]");
+  Tensor y = conv3d(x.reshape({x.size(0), 1, x.size(1), x.size(2)}),
+                    w.reshape({w.size(0), w.size(1), 1, w.size(2), w.size(3)}), bias, {1, stride[0], stride[1]},
+                    {0, 0, pad[0], pad[1], pad[2], pad[3]});
+  return y.reshape({y.size(0), y.size(2), y.size(3)});
+}
+
+Tensor upsample_nearest2x(const Tensor& x) {
+  x2v::cuda::require_device(x, "upsample_nearest2x", "x");
+  if (x.dim() < 2) fail(ErrorKind::InvalidArgument, "upsample_nearest2x: x ", x.desc(), " needs two trailing dims");
+  Shape os = x.shape();
+  const int64_t H = os[os.size() - 2], W = os.back(), outer = H * W ? x.numel() / (H * W) : 0;
+  os[os.size() - 2] *= 2;
+  os.back() *= 2;
+  Tensor y = Tensor::empty(os, x.dtype(), Device::CUDA);
+  if (!y.numel()) return y;
+  switch (dtype_size(x.dtype())) {
+    case 2:
+      k_upsample2x<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(static_cast<const uint16_t*>(x.raw()),
+                                                                  static_cast<uint16_t*>(y.raw()), outer, H, W);
+      break;
+    case 4:
+      k_upsample2x<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(static_cast<const uint32_t*>(x.raw()),
+                                                                  static_cast<uint32_t*>(y.raw()), outer, H, W);
+      break;
+    default: fail(ErrorKind::Unsupported, "upsample_nearest2x: dtype ", dtype_name(x.dtype()));
+  }
+  X2V_LAUNCH_CHECK();
+  return y;
+}
+
+}  // namespace x2v::ops::cuda

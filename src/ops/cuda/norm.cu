@@ -1,0 +1,147 @@
+// Row norms: LayerNorm, the fused LayerNorm + modulation of every DiT block, RMSNorm, and the VAE's
+// channel RMS norm. One block per row; the row is staged in shared memory as f32 so that the
+// statistics are exact two-pass values (mean, then squared deviations) at one global read.
+#include "ops/cuda/common.cuh"
+
+namespace x2v::ops::cuda {
+namespace {
+
+using x2v::cuda::stream;
+constexpr int kThreads = 256;
+
+// mode 0: LayerNorm (optional affine w, b); 1: LN·(1 + scale) + shift; 2: RMSNorm (round the
+// normalized value to X's dtype before the weight, as WanRMSNorm/T5LayerNorm do).
+template <class X, class P, class O>
+__global__ void k_row_norm(const X* x, const P* w, const P* b, O* y, int64_t D, float eps, int mode,
+                           bool per_row_params) {
+  extern __shared__ float row[];
+  __shared__ float red[32];
+  const int64_t r = blockIdx.x;
+  const X* xr = x + r * D;
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    float v = dev::ld(xr, j);
+    row[j] = v;
+    s += v;
+  }
+  float mean = 0.f, rs;
+  if (mode != 2) {
+    mean = dev::block_sum(s, red) / static_cast<float>(D);
+    float q = 0.f;
+    for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+      float d = row[j] - mean;
+      q += d * d;
+    }
+    rs = rsqrtf(dev::block_sum(q, red) / static_cast<float>(D) + eps);
+  } else {
+    __syncthreads();
+    float q = 0.f;
+    for (int64_t j = threadIdx.x; j < D; j += blockDim.x) q += row[j] * row[j];
+    rs = rsqrtf(dev::block_sum(q, red) / static_cast<float>(D) + eps);
+  }
+  const int64_t po = per_row_params ? r * D : 0;
+  O* yr = y + r * D;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    float v = (row[j] - mean) * rs;
+    if (mode == 0) {
+      if (w) v *= dev::ld(w, j);
+      if (b) v += dev::ld(b, j);
+    } else if (mode == 1) {
+      v = v * (1.f + dev::ld(b, po + j)) + dev::ld(w, po + j);  // w = shift, b = scale
+    } else {
+      if (sizeof(X) == 2) v = dev::round_bf16(v);
+      if (w) v *= dev::ld(w, j);
+    }
+    dev::st(yr, j, v);
+  }
+}
+
+// x [C, N]: y = x / max(‖x[:, n]‖, 1e-12) · sqrt(C) · gamma[c]. Threads run along n (contiguous),
+// so each pass over c reads coalesced rows.
+template <class X, class G>
+__global__ void k_channel_rms(const X* x, const G* g, X* y, int64_t C, int64_t N) {
+  for (int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; n < N; n += int64_t(gridDim.x) * blockDim.x) {
+    float ss = 0.f;
+    for (int64_t c = 0; c < C; ++c) {
+      float v = dev::ld(x, c * N + n);
+      ss += v * v;
+    }
+    float inv = sqrtf(static_cast<float>(C)) / fmaxf(sqrtf(ss), 1e-12f);
+    for (int64_t c = 0; c < C; ++c) dev::st(y, c * N + n, dev::ld(x, c * N + n) * inv * dev::ld(g, c));
+  }
+}
+
+size_t smem_for(int64_t D, const void* kernel) {
+  size_t bytes = static_cast<size_t>(D) * 4;
+  if (bytes > 48 * 1024) {
+    if (bytes > 200 * 1024)
+      fail(ErrorKind::Unsupported, "CUDA norm: rows of ", D, " elements are longer than this kernel stages");
+    X2V_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  }
+  return bytes;
+}
+
+Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, int mode, DType out,
+                const char* op) {
+  x2v::cuda::require_float(x, op, "x");
+  if (x.dim() < 1) fail(ErrorKind::InvalidArgument, op, ": x ", x.desc(), " has no last dim");
+  const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
+  bool per_row = false;
+  const Tensor& pt = w.defined() ? w : b;
+  for (const Tensor* t : {&w, &b}) {
+    if (!t->defined()) continue;
+    x2v::cuda::require_float(*t, op, "parameter");
+    if (t->dtype() != pt.dtype())
+      fail(ErrorKind::InvalidArgument, op, ": parameters ", w.desc(), " and ", b.desc(), " differ in dtype");
+    if (mode == 1 && t->numel() == x.numel() && t->numel() != D)
+      per_row = true;
+    else if (t->numel() != D)
+      fail(ErrorKind::InvalidArgument, op, ": parameter ", t->desc(), " does not match x ", x.desc());
+  }
+  if (mode == 1 && (!w.defined() || !b.defined() || w.numel() != b.numel()))
+    fail(ErrorKind::InvalidArgument, op, ": shift and scale must both be given with one shape");
+  Tensor y = Tensor::empty(x.shape(), out, Device::CUDA);
+  if (!R || !D) return y;
+  const DType ptype = pt.defined() ? pt.dtype() : DType::F32;
+  X2V_DISPATCH_FLOAT(x.dtype(), X, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
+    auto kern = k_row_norm<X, P, O>;
+    size_t sm = smem_for(D, reinterpret_cast<const void*>(kern));
+    kern<<<static_cast<unsigned>(R), kThreads, sm, stream()>>>(
+        static_cast<const X*>(x.raw()), w.defined() ? static_cast<const P*>(w.raw()) : nullptr,
+        b.defined() ? static_cast<const P*>(b.raw()) : nullptr, static_cast<O*>(y.raw()), D, eps, mode, per_row);
+  })));
+  X2V_LAUNCH_CHECK();
+  return y;
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, DType out) {
+  return row_norm(x, weight, bias, eps, 0, out, "layer_norm");
+}
+
+Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps, DType out) {
+  return row_norm(x, shift, scale, eps, 1, out, "layer_norm_modulate");
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, DType out) {
+  return row_norm(x, weight, Tensor(), eps, 2, out, "rms_norm");
+}
+
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) {
+  x2v::cuda::require_float(x, "channel_rms_norm", "x");
+  x2v::cuda::require_float(gamma, "channel_rms_norm", "gamma");
+  if (x.dim() < 1 || gamma.numel() != x.size(0))
+    fail(ErrorKind::InvalidArgument, "channel_rms_norm: x ", x.desc(), " and gamma ", gamma.desc(), " do not match");
+  const int64_t C = x.size(0), N = C ? x.numel() / C : 0;
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::CUDA);
+  if (!N || !C) return y;
+  X2V_DISPATCH_FLOAT(x.dtype(), X, X2V_DISPATCH_FLOAT(gamma.dtype(), G, {
+    k_channel_rms<<<x2v::cuda::grid_for(N, 256), 256, 0, stream()>>>(
+        static_cast<const X*>(x.raw()), static_cast<const G*>(gamma.raw()), static_cast<X*>(y.raw()), C, N);
+  }));
+  X2V_LAUNCH_CHECK();
+  return y;
+}
+
+}  // namespace x2v::ops::cuda

@@ -1,0 +1,378 @@
+// Every CUDA op against the CPU reference, at several shapes, with random data, in f32 and bf16,
+// with every device allocation poisoned (NaN) first, so an unwritten output element fails the
+// check. Then, where the golden fixtures are given, the DiT fixture run on the GPU.
+//
+// Runs on the GPU machine only (bench/device_run.sh); not part of CI. Prints one line per case and
+// exits non-zero if any case fails. bf16 cases must reach relative L2 ≤ 2e-2 and cosine ≥ 0.999.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "ops/cuda/cuda.h"
+#include "ops/ops.h"
+
+#if __has_include("models/wan/dit.h")
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "models/wan/dit.h"
+#define X2V_CHECK_DIT_FIXTURE 1
+#endif
+
+using namespace x2v;
+
+namespace {
+
+int g_fail = 0, g_pass = 0;
+uint64_t g_seed = 1;
+
+// Uniform values rounded to bf16, so CPU and GPU see identical inputs in either dtype.
+Tensor host_random(const Shape& s, float lo = -1.f, float hi = 1.f) {
+  std::mt19937_64 rng(g_seed++ * 0x9E3779B97F4A7C15ull);
+  std::uniform_real_distribution<float> u(lo, hi);
+  Tensor t = Tensor::empty(s, DType::F32);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = round_bf16(u(rng));
+  return t;
+}
+
+Tensor dev(const Tensor& h, DType dt) { return h.to(dt).to(Device::CUDA); }
+
+struct Metric {
+  double rel = 0, cos = 0;
+  bool finite = true;
+};
+Metric compare(const Tensor& got, const Tensor& ref) {
+  std::vector<float> g = got.to_vector(), r = ref.to_vector();
+  Metric m;
+  if (g.size() != r.size()) {
+    m.finite = false;
+    return m;
+  }
+  double num = 0, den = 0, dot = 0, ng = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!std::isfinite(g[i])) m.finite = false;
+    double d = double(g[i]) - r[i];
+    num += d * d;
+    den += double(r[i]) * r[i];
+    dot += double(g[i]) * r[i];
+    ng += double(g[i]) * g[i];
+  }
+  m.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  m.cos = (ng > 0 && den > 0) ? dot / std::sqrt(ng * den) : (num == 0 ? 1.0 : 0.0);
+  return m;
+}
+
+void report(const std::string& op, const std::string& shape, DType dt, const Tensor& got, const Tensor& ref,
+            double tol) {
+  Metric m = compare(got, ref);
+  const bool same_shape = got.shape() == ref.shape();
+  const bool ok = same_shape && m.finite && m.rel <= tol && m.cos >= 0.999;
+  std::printf("%-4s %-24s %-34s %-5s rel_l2 %.2e  cos %.6f%s\n", ok ? "ok" : "FAIL", op.c_str(), shape.c_str(),
+              dtype_name(dt), m.rel, m.cos, same_shape ? (m.finite ? "" : "  (non-finite)") : "  (shape)");
+  (ok ? g_pass : g_fail)++;
+}
+
+void guarded(const std::string& what, const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    std::printf("FAIL %-24s threw: %s\n", what.c_str(), e.what());
+    ++g_fail;
+  }
+}
+
+double tol_for(DType dt, double f32_tol = 1e-4) { return dt == DType::BF16 ? 2e-2 : f32_tol; }
+
+void check_linear() {
+  const std::vector<std::array<int64_t, 3>> shapes = {{1, 16, 8}, {37, 72, 40}, {256, 320, 192}, {515, 1536, 256}};
+  for (auto [M, K, N] : shapes)
+    for (DType dt : {DType::F32, DType::BF16})
+      for (ops::Act act : {ops::Act::None, ops::Act::GeluTanh, ops::Act::SiLU, ops::Act::GeluErf})
+        for (bool with_bias : {true, false}) {
+          const std::string sh = "M" + std::to_string(M) + " K" + std::to_string(K) + " N" + std::to_string(N) +
+                                 " act" + std::to_string(int(act)) + (with_bias ? " bias" : "");
+          guarded("linear " + sh, [&] {
+            Tensor x = host_random({M, K}), w = host_random({N, K}, -0.2f, 0.2f), b = host_random({N});
+            Tensor ref = ops::linear(x, w, with_bias ? b : Tensor(), act);
+            for (DType out : {DType::F32, DType::BF16}) {
+              Tensor got = ops::linear(dev(x, dt), dev(w, DType::BF16), with_bias ? dev(b, DType::F32) : Tensor(), act, out);
+              report("linear", sh + (out == DType::BF16 ? " ->bf16" : ""), dt, got, ref, 2e-2);
+            }
+          });
+        }
+  for (auto [B, M, K, N] : std::vector<std::array<int64_t, 4>>{{1, 5, 8, 3}, {4, 64, 96, 80}, {3, 129, 128, 257}})
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const std::string sh = "B" + std::to_string(B) + " M" + std::to_string(M) + " K" + std::to_string(K) + " N" +
+                             std::to_string(N);
+      guarded("matmul_nt " + sh, [&] {
+        Tensor a = host_random({B, M, K}), b = host_random({B, N, K});
+        report("matmul_nt", sh, dt, ops::matmul_nt(dev(a, dt), dev(b, dt)), ops::matmul_nt(a, b), 2e-2);
+      });
+    }
+}
+
+void check_norms() {
+  for (auto [R, D] : std::vector<std::array<int64_t, 2>>{{1, 7}, {33, 128}, {300, 1536}, {64, 5120}})
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const std::string sh = "R" + std::to_string(R) + " D" + std::to_string(D);
+      guarded("norms " + sh, [&] {
+        Tensor x = host_random({R, D}, -2.f, 3.f), w = host_random({D}), b = host_random({D});
+        Tensor sh1 = host_random({D}), sc1 = host_random({D}), shr = host_random({R, D}), scr = host_random({R, D});
+        report("layer_norm", sh, dt, ops::layer_norm(dev(x, dt), dev(w, dt), dev(b, dt), 1e-6f),
+               ops::layer_norm(x, w, b, 1e-6f), tol_for(dt));
+        report("layer_norm(no affine)", sh, dt, ops::layer_norm(dev(x, dt), Tensor(), Tensor(), 1e-6f),
+               ops::layer_norm(x, Tensor(), Tensor(), 1e-6f), tol_for(dt));
+        report("layer_norm_modulate", sh, dt,
+               ops::layer_norm_modulate(dev(x, dt), dev(sh1, DType::F32), dev(sc1, DType::F32), 1e-6f),
+               ops::layer_norm_modulate(x, sh1, sc1, 1e-6f), tol_for(dt));
+        report("layer_norm_modulate/tok", sh, dt,
+               ops::layer_norm_modulate(dev(x, dt), dev(shr, DType::F32), dev(scr, DType::F32), 1e-6f),
+               ops::layer_norm_modulate(x, shr, scr, 1e-6f), tol_for(dt));
+        report("ln_modulate ->bf16", sh, dt,
+               ops::cuda::layer_norm_modulate(dev(x, dt), dev(sh1, DType::F32), dev(sc1, DType::F32), 1e-6f,
+                                              DType::BF16),
+               ops::layer_norm_modulate(x, sh1, sc1, 1e-6f), 2e-2);
+        Tensor xr = dt == DType::BF16 ? x : x;  // the CPU rounds nothing; bf16 rounding is inside the tolerance
+        report("rms_norm", sh, dt, ops::rms_norm(dev(x, dt), dev(w, DType::F32), 1e-6f), ops::rms_norm(xr, w, 1e-6f),
+               tol_for(dt));
+        Tensor xc = host_random({D, R}), g = host_random({D});
+        report("channel_rms_norm", "C" + std::to_string(D) + " N" + std::to_string(R), dt,
+               ops::channel_rms_norm(dev(xc, dt), dev(g, dt)), ops::channel_rms_norm(xc, g), tol_for(dt));
+      });
+    }
+}
+
+void check_elementwise() {
+  for (auto [R, D] : std::vector<std::array<int64_t, 2>>{{1, 3}, {17, 64}, {1000, 1536}})
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const std::string sh = "R" + std::to_string(R) + " D" + std::to_string(D);
+      guarded("elementwise " + sh, [&] {
+        Tensor a = host_random({R, D}, -4.f, 4.f), b = host_random({R, D}), row = host_random({D});
+        report("add", sh, dt, ops::add(dev(a, dt), dev(b, dt)), ops::add(a, b), tol_for(dt, 1e-6));
+        report("add(row)", sh, dt, ops::add(dev(a, dt), dev(row, dt)), ops::add(a, row), tol_for(dt, 1e-6));
+        report("mul(row)", sh, dt, ops::mul(dev(a, dt), dev(row, DType::F32)), ops::mul(a, row), tol_for(dt, 1e-6));
+        report("axpby", sh, dt, ops::axpby(dev(a, dt), 0.3f, dev(b, dt), -1.7f), ops::axpby(a, 0.3f, b, -1.7f),
+               tol_for(dt, 1e-6));
+        report("scale", sh, dt, ops::scale(dev(a, dt), 2.5f), ops::scale(a, 2.5f), tol_for(dt, 1e-6));
+        report("silu", sh, dt, ops::silu(dev(a, dt)), ops::silu(a), tol_for(dt, 1e-5));
+        report("gelu_tanh", sh, dt, ops::gelu_tanh(dev(a, dt)), ops::gelu_tanh(a), tol_for(dt, 1e-5));
+        report("gelu_erf", sh, dt, ops::gelu_erf(dev(a, dt)), ops::gelu_erf(a), tol_for(dt, 1e-5));
+        report("clamp", sh, dt, ops::clamp(dev(a, dt), -1.f, 0.5f), ops::clamp(a, -1.f, 0.5f), tol_for(dt, 1e-6));
+        // In-place ops on the f32 residual stream, with y and gate in either dtype.
+        for (bool per_tok : {false, true}) {
+          Tensor gate = per_tok ? host_random({R, D}) : host_random({D});
+          Tensor xr = a.clone(), xd = dev(a, DType::F32);
+          ops::gated_add_(xr, b, gate);
+          ops::gated_add_(xd, dev(b, dt), dev(gate, dt));
+          report(per_tok ? "gated_add_/tok" : "gated_add_", sh, dt, xd, xr, tol_for(dt, 1e-6));
+        }
+        Tensor xr = a.clone(), xd = dev(a, DType::F32);
+        ops::add_(xr, b);
+        ops::add_(xd, dev(b, dt));
+        report("add_", sh, dt, xd, xr, tol_for(dt, 1e-6));
+      });
+    }
+}
+
+void check_rope() {
+  for (auto [F, Hg, Wg, H, extra] : std::vector<std::array<int64_t, 5>>{{1, 1, 1, 1, 0}, {3, 4, 5, 2, 3}, {5, 6, 8, 12, 0}})
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const int64_t D = 128, L = F * Hg * Wg + extra;
+      const std::string sh = "L" + std::to_string(L) + " H" + std::to_string(H) + " grid " + std::to_string(F) + "x" +
+                             std::to_string(Hg) + "x" + std::to_string(Wg);
+      guarded("rope " + sh, [&] {
+        Tensor x = host_random({L, H, D});
+        report("rope_3d", sh, dt, ops::rope_3d(dev(x, dt), F, Hg, Wg), ops::rope_3d(x, F, Hg, Wg), tol_for(dt, 1e-5));
+        // Fused q/k path: RMSNorm over the row of H·D, then RoPE per head.
+        Tensor x2 = host_random({L, H * D}, -3.f, 3.f), w = host_random({H * D});
+        Tensor ref = ops::rope_3d(ops::rms_norm(x2, w, 1e-6f).reshape({L, H, D}), F, Hg, Wg);
+        report("rms_norm_rope", sh, dt, ops::cuda::rms_norm_rope(dev(x2, dt), dev(w, DType::F32), 1e-6f, H, F, Hg, Wg),
+               ref, 2e-2);
+      });
+    }
+}
+
+void check_attention() {
+  struct Case {
+    int64_t Lq, Lk, H, D;
+    bool bias, mask;
+  };
+  const std::vector<Case> cases = {{1, 1, 1, 64, false, false},     {37, 53, 2, 64, false, false},
+                                   {200, 512, 3, 128, false, false}, {130, 130, 2, 128, true, false},
+                                   {64, 77, 4, 80, false, true},     {300, 300, 2, 128, true, true},
+                                   {1024, 1024, 2, 128, false, false}};
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const std::string sh = "Lq" + std::to_string(c.Lq) + " Lk" + std::to_string(c.Lk) + " H" + std::to_string(c.H) +
+                             " D" + std::to_string(c.D) + (c.bias ? " bias" : "") + (c.mask ? " mask" : "");
+      guarded("attention " + sh, [&] {
+        Tensor q = host_random({c.Lq, c.H, c.D}, -2.f, 2.f), k = host_random({c.Lk, c.H, c.D}, -2.f, 2.f),
+               v = host_random({c.Lk, c.H, c.D});
+        Tensor bias = c.bias ? host_random({c.H, c.Lq, c.Lk}) : Tensor();
+        Tensor mask;
+        if (c.mask) {
+          std::vector<float> m(static_cast<size_t>(c.Lk));
+          for (int64_t j = 0; j < c.Lk; ++j) m[static_cast<size_t>(j)] = (j % 5 == 3) ? 0.f : 1.f;
+          mask = Tensor::from_f32(m, {c.Lk});
+        }
+        const float scale = 1.f / std::sqrt(float(c.D));
+        Tensor ref = ops::attention(q, k, v, scale, bias, mask);
+        Tensor db = c.bias ? dev(bias, DType::F32) : Tensor(), dm = c.mask ? mask.to(Device::CUDA) : Tensor();
+        report("attention", sh, dt, ops::attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, db, dm), ref, 2e-2);
+        if (!c.bias && !c.mask) {
+          report("attention(own)", sh, dt,
+                 ops::cuda::attention_with(ops::cuda::AttnImpl::Own, dev(q, dt), dev(k, dt), dev(v, dt), scale, {}, {}),
+                 ref, 2e-2);
+#ifdef X2V_WITH_CUDNN
+          report("attention(cudnn)", sh, dt,
+                 ops::cuda::attention_with(ops::cuda::AttnImpl::Cudnn, dev(q, dt), dev(k, dt), dev(v, dt), scale, {},
+                                           {}),
+                 ref, 2e-2);
+#endif
+        }
+      });
+    }
+}
+
+void check_layout() {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    guarded("layout", [&] {
+      Tensor x = host_random({3, 4, 5, 6});
+      for (std::vector<int> p : {std::vector<int>{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 3, 0, 2}, {0, 2, 3, 1}}) {
+        std::string sh = "[3,4,5,6] perm";
+        for (int a : p) sh += " " + std::to_string(a);
+        report("permute", sh, dt, ops::permute(dev(x, dt), p), ops::permute(x, p), 0.0);
+      }
+      Tensor y = host_random({3, 2, 5, 6}), z = host_random({3, 7, 5, 6});
+      report("concat", "dim1 4+2+7", dt, ops::concat({dev(x, dt), dev(y, dt), dev(z, dt)}, 1), ops::concat({x, y, z}, 1),
+             0.0);
+      report("concat", "dim0", dt, ops::concat({dev(x, dt), dev(x, dt)}, 0), ops::concat({x, x}, 0), 0.0);
+      report("concat", "dim-1", dt, ops::concat({dev(x, dt), dev(x, dt)}, -1), ops::concat({x, x}, -1), 0.0);
+      report("narrow", "dim2 [1,4)", dt, ops::narrow(dev(x, dt), 2, 1, 4), ops::narrow(x, 2, 1, 4), 0.0);
+      report("narrow", "dim0 [1,3)", dt, ops::narrow(dev(x, dt), 0, 1, 3), ops::narrow(x, 0, 1, 3), 0.0);
+      report("narrow", "dim3 [5,6)", dt, ops::narrow(dev(x, dt), 3, 5, 6), ops::narrow(x, 3, 5, 6), 0.0);
+    });
+  }
+}
+
+void check_conv() {
+  struct Case {
+    int64_t C, T, H, W, O, kt, kh, kw;
+    std::array<int, 3> stride;
+    std::array<int, 6> pad;
+  };
+  const std::vector<Case> cases = {
+      {4, 5, 6, 7, 8, 3, 3, 3, {1, 1, 1}, {2, 0, 1, 1, 1, 1}},      // causal 3x3x3
+      {16, 3, 8, 10, 32, 1, 3, 3, {1, 1, 1}, {0, 0, 1, 1, 1, 1}},  // spatial only
+      {8, 4, 8, 8, 8, 3, 1, 1, {1, 1, 1}, {2, 0, 0, 0, 0, 0}},     // time conv of the upsampler
+      {16, 2, 8, 12, 24, 1, 2, 2, {1, 2, 2}, {0, 0, 0, 0, 0, 0}},  // patch embedding
+      {8, 3, 9, 9, 8, 1, 3, 3, {1, 2, 2}, {0, 0, 0, 1, 0, 1}},     // downsample (ZeroPad2d (0,1,0,1))
+      {32, 6, 16, 20, 32, 3, 3, 3, {1, 1, 1}, {2, 0, 1, 1, 1, 1}},
+  };
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const std::string sh = "x[" + std::to_string(c.C) + "," + std::to_string(c.T) + "," + std::to_string(c.H) + "," +
+                             std::to_string(c.W) + "] k" + std::to_string(c.kt) + std::to_string(c.kh) +
+                             std::to_string(c.kw) + " O" + std::to_string(c.O);
+      guarded("conv3d " + sh, [&] {
+        Tensor x = host_random({c.C, c.T, c.H, c.W}), w = host_random({c.O, c.C, c.kt, c.kh, c.kw}, -0.3f, 0.3f),
+               b = host_random({c.O});
+        // f32 runs in TF32 on the tensor cores (PyTorch's default for convolutions): 2e-3.
+        report("conv3d", sh, dt, ops::conv3d(dev(x, dt), dev(w, dt), dev(b, DType::F32), c.stride, c.pad),
+               ops::conv3d(x, w, b, c.stride, c.pad), tol_for(dt, 2e-3));
+      });
+    }
+  for (DType dt : {DType::F32, DType::BF16})
+    guarded("conv2d/upsample", [&] {
+      Tensor x = host_random({6, 9, 11}), w = host_random({5, 6, 3, 3}), b = host_random({5});
+      report("conv2d", "x[6,9,11] k33 O5", dt, ops::conv2d(dev(x, dt), dev(w, dt), dev(b, dt), {1, 1}, {1, 1, 1, 1}),
+             ops::conv2d(x, w, b, {1, 1}, {1, 1, 1, 1}), tol_for(dt, 2e-3));
+    });
+}
+
+void check_upsample() {
+  for (DType dt : {DType::F32, DType::BF16})
+    guarded("upsample", [&] {
+      Tensor x = host_random({3, 4, 5, 6});
+      report("upsample_nearest2x", "[3,4,5,6] exact", dt, ops::upsample_nearest2x(dev(x, dt)),
+             ops::upsample_nearest2x(x), 0.0);
+    });
+}
+
+#ifdef X2V_CHECK_DIT_FIXTURE
+// The golden DiT fixtures on the GPU: bf16 matmul weights, the rest f32, against the outputs of the
+// official code (every case and timestep of wan21/dit_*.io.safetensors).
+void check_dit_fixture(const std::string& dir) {
+  std::ifstream mf(dir + "/wan21/meta.json");
+  if (!mf) {
+    std::printf("skip dit fixture: %s/wan21/meta.json not found\n", dir.c_str());
+    return;
+  }
+  nlohmann::json meta = nlohmann::json::parse(mf);
+  for (std::string name : {"dit_t2v", "dit_i2v"}) {
+    guarded("fixture " + name, [&] {
+      models::wan::DitLoadOptions opt;
+      opt.device = Device::CUDA;
+      opt.matmul_dtype = DType::BF16;
+      auto model = models::wan::DitModel::load(dir + "/wan21/" + name + ".safetensors", "", opt);
+      io::SafeTensors io = io::SafeTensors::open(dir + "/wan21/" + name + ".io.safetensors");
+      for (int ci = 0; ci < 4; ++ci) {
+        const std::string cs = "case" + std::to_string(ci);
+        if (!io.has(cs + ".x")) continue;
+        Tensor x = io.get(cs + ".x").to(Device::CUDA), y;
+        Tensor clip = io.has(cs + ".clip_fea") ? io.get(cs + ".clip_fea").to(Device::CUDA) : Tensor();
+        if (io.has(cs + ".y")) y = io.get(cs + ".y").to(Device::CUDA);
+        auto ctx = model.embed_context(io.get(cs + ".context").to(Device::CUDA), clip);
+        for (int k = 0; k < 3; ++k) {
+          const std::string tk = cs + ".t" + std::to_string(k);
+          const float tval = meta[name].at(tk + ".timestep").get<float>();
+          Tensor out = model.forward(x, y, Tensor::scalar_f32(tval), ctx);
+          report("dit fixture", name + " " + tk, DType::BF16, out, io.get(tk + ".out"), 2e-2);
+        }
+      }
+    });
+  }
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!cuda::available()) {
+    std::printf("no CUDA device: nothing to check\n");
+    return 2;
+  }
+  std::printf("device: %s, cuDNN %d\n", cuda::device_description().c_str(), ops::cuda::cudnn_version());
+  // gpu_ops_check [FIXTURES_DIR] [--only FAMILY]
+  std::string fx = std::getenv("X2V_FIXTURES") ? std::getenv("X2V_FIXTURES") : "", only;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--only" && i + 1 < argc)
+      only = argv[++i];
+    else
+      fx = a;
+  }
+  auto want = [&](const char* f) { return only.empty() || only == f; };
+  cuda::set_poison_allocations(true);
+  if (want("linear")) check_linear();
+  if (want("norm")) check_norms();
+  if (want("elementwise")) check_elementwise();
+  if (want("rope")) check_rope();
+  if (want("attention")) check_attention();
+  if (want("layout")) check_layout();
+  if (want("conv")) check_conv();
+  if (want("conv")) check_upsample();
+#ifdef X2V_CHECK_DIT_FIXTURE
+  if (!fx.empty() && want("fixture")) check_dit_fixture(fx);
+#endif
+  cuda::synchronize();
+  std::printf("gpu_ops_check: %d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
