@@ -178,6 +178,31 @@ TensorShapes wan_t5_shapes(const T5ShapeConfig& c) {
   return t;
 }
 
+TensorShapes wan_clip_shapes(const ClipShapeConfig& c) {
+  TensorShapes t;
+  const int64_t d = c.dim, grid = c.image_size / c.patch_size;
+  t.push_back({"visual.patch_embedding.weight", {d, 3, c.patch_size, c.patch_size}});
+  t.push_back({"visual.cls_embedding", {1, 1, d}});
+  t.push_back({"visual.pos_embedding", {1, grid * grid + 1, d}});
+  t.push_back({"visual.pre_norm.weight", {d}});
+  t.push_back({"visual.pre_norm.bias", {d}});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string b = "visual.transformer." + std::to_string(i) + ".";
+    t.push_back({b + "norm1.weight", {d}});
+    t.push_back({b + "norm1.bias", {d}});
+    add_linear(t, b + "attn.to_qkv", 3 * d, d);
+    add_linear(t, b + "attn.proj", d, d);
+    t.push_back({b + "norm2.weight", {d}});
+    t.push_back({b + "norm2.bias", {d}});
+    add_linear(t, b + "mlp.0", c.mlp_dim, d);
+    add_linear(t, b + "mlp.2", d, c.mlp_dim);
+  }
+  t.push_back({"visual.post_norm.weight", {d}});
+  t.push_back({"visual.post_norm.bias", {d}});
+  t.push_back({"visual.head", {d, c.head_out}});
+  return t;
+}
+
 Tensor demo_init(const std::string& name, const Shape& shape, uint64_t seed) {
   Tensor t = gaussian_noise(shape, seed);
   float* p = t.data<float>();
@@ -196,6 +221,8 @@ Tensor demo_init(const std::string& name, const Shape& shape, uint64_t seed) {
     scale = 1.f / std::sqrt(static_cast<float>(shape.back()));
   } else if (name == "token_embedding.weight") {
     scale = 1.f;
+  } else if (ends("pos_embedding") || ends("cls_embedding")) {
+    scale = 0.02f;
   } else {
     int64_t fan_in = 1;
     for (size_t i = 1; i < shape.size(); ++i) fan_in *= shape[i];
@@ -287,7 +314,7 @@ std::string train_demo_tokenizer(int vocab_size) {
   return proto;
 }
 
-DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed) {
+DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed, bool i2v) {
   DemoModelInfo info;
   info.dir = dir;
   const fs::path root(dir);
@@ -303,6 +330,11 @@ DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed) {
 
   info.t5.vocab = info.vocab;
   info.dit.text_dim = info.t5.dim;
+  if (i2v) {
+    info.dit.i2v = true;
+    info.dit.in_dim = 36;  // noise 16 + mask 4 + image latent 16
+    info.clip = {.dim = 1280, .image_size = 224, .patch_size = 14, .num_layers = 2, .mlp_dim = 1280, .head_out = 1024};
+  }
 
   uint64_t k = seed * 1000003u;
   auto write_set = [&](const fs::path& p, const TensorShapes& shapes) {
@@ -313,8 +345,13 @@ DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed) {
   write_set(root / kDitFile, wan_dit_shapes(info.dit));
   write_set(root / "models_t5_umt5-xxl-enc-bf16.safetensors", wan_t5_shapes(info.t5));
   write_set(root / "Wan2.1_VAE.safetensors", wan_vae_shapes(info.vae));
+  if (i2v) {
+    write_set(root / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.safetensors", wan_clip_shapes(info.clip));
+    // 16 heads is also ViT-H/14's; written out so the demo exercises the --clip-config path.
+    write_text(root / kClipConfigFile, nlohmann::json{{"num_heads", 16}}.dump() + "\n");
+  }
 
-  nlohmann::json cfg = {{"_class_name", "WanModel"}, {"model_type", "t2v"},    {"patch_size", {1, 2, 2}},
+  nlohmann::json cfg = {{"_class_name", "WanModel"}, {"model_type", i2v ? "i2v" : "t2v"},    {"patch_size", {1, 2, 2}},
                         {"text_len", 512},           {"in_dim", info.dit.in_dim}, {"dim", info.dit.dim},
                         {"ffn_dim", info.dit.ffn_dim}, {"freq_dim", info.dit.freq_dim}, {"text_dim", info.dit.text_dim},
                         {"out_dim", info.dit.out_dim}, {"num_heads", info.dit.num_heads},

@@ -41,6 +41,12 @@ struct T5ShapeConfig {
 // T5Encoder's parameters (per-block relative position tables), official names.
 TensorShapes wan_t5_shapes(const T5ShapeConfig& c);
 
+struct ClipShapeConfig {
+  int64_t dim = 80, image_size = 28, patch_size = 14, num_layers = 3, mlp_dim = 320, head_out = 32;
+};
+// The open-clip ViT vision tower's parameters (`visual.*`, incl. the unused post_norm and head).
+TensorShapes wan_clip_shapes(const ClipShapeConfig& c);
+
 // Random values for a parameter, scaled by what it is (norm gains near 1, small biases, weights
 // ~ N(0, 1/fan_in)), so activations stay in range through the tiny networks.
 Tensor demo_init(const std::string& name, const Shape& shape, uint64_t seed);
@@ -55,9 +61,11 @@ struct DemoModelInfo {
   DitShapeConfig dit;
   T5ShapeConfig t5;
   VaeShapeConfig vae;
+  ClipShapeConfig clip;  // I2V only: ViT-H/14's token count and width (257 x 1280), two thin blocks
 };
-// Writes the demo model into `dir` (created if needed). Deterministic for a seed.
-DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed = 2024);
+// Writes the demo model into `dir` (created if needed): T2V, or I2V with a CLIP tower and an I2V
+// DiT. Deterministic for a seed.
+DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed = 2024, bool i2v = false);
 
 // The demo's generation settings: a small size, few steps, short clip.
 inline constexpr int kDemoWidth = 256, kDemoHeight = 160, kDemoFrames = 17, kDemoSteps = 10;

@@ -242,7 +242,7 @@ ModelFiles find_model_files(const ModelPaths& p, const Needs& needs) {
     }
   }
   if (needs.clip) {
-    f.clip = component(p.clip, "--clip", "CLIP image encoder weights", {kClipFile}, {"clip_vision"});
+    f.clip = component(p.clip, "--clip", "CLIP image encoder weights", {kClipFile, "models_clip_open-clip-xlm-roberta-large-vit-huge-14.safetensors"}, {"clip_vision"});
     if (!p.clip_config.empty()) {
       f.clip_config = checked_path(p.clip_config, "--clip-config", false);
     } else if (have_dir && is_file(root / kClipConfigFile)) {

@@ -68,6 +68,20 @@ TEST(GenerateCli, DemoWritesAnMp4) {
   EXPECT_EQ(entries(dir), std::vector<std::string>{"demo.mp4"});
 }
 
+TEST(GenerateCli, DemoImageToVideo) {
+  if (!io::can_write_video_files()) GTEST_SKIP() << "built without FFmpeg";
+  const std::string dir = test::temp_dir();
+  io::write_png(dir + "/in.png", Tensor::zeros({30, 60, 3}, DType::U8));
+  CliRun r = gen("--demo --task i2v --image " + dir + "/in.png --max-area 2048 --frames 5 --steps 1 -o " + dir + "/i2v.mp4");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("image encoder"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("VAE encode"), std::string::npos) << r.out;
+  io::VideoInfo v = io::probe_video(dir + "/i2v.mp4");
+  EXPECT_EQ(v.frames, 5);
+  EXPECT_EQ(v.width, 64);  // 2048 px at 1:2: sqrt(4096) = 64 wide, sqrt(1024) = 32 high
+  EXPECT_EQ(v.height, 32);
+}
+
 TEST(GenerateCli, PngFramesMatchTheTensor) {
   const std::string dir = test::temp_dir();
   const std::string frames = dir + "/frames/";

@@ -57,6 +57,10 @@ TEST(DemoModel, T5TensorsAsTheReference) {
   expect_same(as_map(wan_t5_shapes({})), file_shapes("t5.safetensors"));
 }
 
+TEST(DemoModel, ClipTensorsAsTheReference) {
+  expect_same(as_map(wan_clip_shapes({})), file_shapes("clip.safetensors"));
+}
+
 TEST(DemoModel, InitScales) {
   Tensor g = demo_init("decoder.head.0.gamma", {64, 1, 1, 1}, 1);
   for (float v : g.to_vector()) EXPECT_NEAR(v, 1.f, 0.6f);

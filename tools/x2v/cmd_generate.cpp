@@ -114,9 +114,9 @@ int run_generate(Options& o) {
   if (o.demo) {
     if (!r.model.model_dir.empty() || !r.model.dit.empty())
       fail(ErrorKind::InvalidArgument, "--demo builds its own tiny model; drop --model-dir / --dit");
-    if (r.task != pipeline::Task::T2V) fail(ErrorKind::Unsupported, "--demo runs text-to-video only");
     if (r.prompt.empty()) r.prompt = pipeline::kDemoPrompt;
-    if (!r.width) r.width = pipeline::kDemoWidth, r.height = pipeline::kDemoHeight;
+    if (!r.width && r.task == pipeline::Task::T2V) r.width = pipeline::kDemoWidth, r.height = pipeline::kDemoHeight;
+    if (!r.width && !r.max_area && r.task == pipeline::Task::I2V) r.max_area = int64_t{pipeline::kDemoWidth} * pipeline::kDemoHeight;
     if (!r.frames) r.frames = pipeline::kDemoFrames;
     if (!r.steps) r.steps = pipeline::kDemoSteps;
     if (!r.seed) r.seed = 42;
@@ -132,7 +132,7 @@ int run_generate(Options& o) {
     cleanup.dir = tmpl;
     {
       ProgressStage st(progress.get(), "build demo model");
-      pipeline::write_demo_model(tmpl);
+      pipeline::write_demo_model(tmpl, 2024, s.task == pipeline::Task::I2V);
     }
     s.model.model_dir = tmpl;
   }
