@@ -14,6 +14,7 @@
 #include "models/wan/clip.h"
 #include "models/wan/detect.h"
 #include "models/wan/dit.h"
+#include "models/wan/encoder_keys.h"
 #include "models/wan/t5.h"
 #include "models/wan/tokenizer.h"
 #include "models/wan/vae.h"
@@ -185,6 +186,10 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
   check_dit_fits_task(find_dit_files(s.model).dit, s.task);
   const ModelFiles files = find_model_files(s.model, needs);
   check_vae_kind(files.vae);
+  // The encoders' files by their tensor names (cheap: nothing is read), so a T5 given for the CLIP
+  // is refused before the text encoder runs.
+  if (!files.t5.empty()) wan::t5_official_view(io::open_weights(files.t5));
+  if (!files.clip.empty()) wan::clip_official_view(io::open_weights(files.clip));
 
   // The DiT's configuration first (cheap), so the text embeddings can be checked against it.
   wan::DitConfig dit_cfg;

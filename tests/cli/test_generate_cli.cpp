@@ -210,6 +210,13 @@ TEST(GenerateCli, ModelDoesNotFitTheTask) {
   expect_refused("--dit " + fx("dit_t2v.safetensors") + " --vae " + fx("t5.safetensors") + " --text-embeddings " +
                      fx("e2e_t2v.io.safetensors") + " --size 32x32 --frames 5 --steps 1 -o @OUT/v.mp4",
                  2, "not the Wan2.1 VAE");
+  expect_refused("--task i2v --image " + dir + "/in.png --dit " + fx("dit_i2v.safetensors") + " --vae " +
+                     fx("vae.safetensors") + " --text-embeddings " + fx("e2e_i2v.io.safetensors") + " --clip " +
+                     fx("t5.safetensors") + " -o @OUT/v.mp4",
+                 4, "is this the CLIP file?");
+  expect_refused("--dit " + fx("dit_t2v.safetensors") + " --vae " + fx("vae.safetensors") + " --t5 " +
+                     fx("clip.safetensors") + " --tokenizer " + dir + " --prompt cat -o @OUT/v.mp4",
+                 4, "is this the text encoder file?");
   // Text embeddings of the wrong width for the DiT.
   const std::string wide = dir + "/wide.safetensors";
   io::write_safetensors(wide, {{"context", Tensor::zeros({4, 32}, DType::F32)}, {"context_null", Tensor::zeros({4, 32}, DType::F32)}});
