@@ -33,6 +33,14 @@ namespace x2v::io {
 
 namespace fs = std::filesystem;
 
+// A destination for u8 frames [h, w, 3], one at a time. Destroyed without finish(), it leaves
+// nothing behind.
+struct VideoWriter::Sink {
+  virtual ~Sink() = default;
+  virtual void put(const uint8_t* rgb) = 0;
+  virtual void finish() = 0;
+};
+
 namespace {
 
 constexpr int64_t kMaxSide = 16384;
@@ -63,7 +71,7 @@ FrameSource frames_of(const Tensor& video) {
         for (int c = 0; c < 3; ++c) out[i * 3 + c] = unit_to_u8(s[c * plane + i]);
     };
   } else {
-    fail(ErrorKind::InvalidArgument, "write_video: expected a float video [3, F, H, W] or u8 frames [F, H, W, 3], got ",
+    fail(ErrorKind::InvalidArgument, "video frames: expected a float video [3, F, H, W] or u8 frames [F, H, W, 3], got ",
          video.defined() ? video.desc() : std::string("nothing"));
   }
   return src;
@@ -90,13 +98,6 @@ FrameSource frames_of(const std::vector<Tensor>& frames) {
     std::memcpy(out, host[static_cast<size_t>(t)].data<uint8_t>(), host[static_cast<size_t>(t)].nbytes());
   };
   return src;
-}
-
-void check_source(const FrameSource& s, const std::string& path) {
-  if (s.count < 1) fail(ErrorKind::InvalidArgument, "cannot write ", path, ": the video has no frames");
-  if (s.h < 1 || s.w < 1 || s.h > kMaxSide || s.w > kMaxSide)
-    fail(ErrorKind::InvalidArgument, "cannot write ", path, ": frame size ", s.w, "x", s.h, " is outside 1..",
-         kMaxSide);
 }
 
 std::string lower_ext(const std::string& path) {
@@ -142,50 +143,67 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   if (!ok) fail(ErrorKind::Io, "writing ", path, " failed: ", std::strerror(err), " (disk full?)");
 }
 
-void write_frame_folder(const std::string& path, const FrameSource& src, const VideoOptions& opts) {
-  std::string clean = path;
-  while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
-  fs::path target(clean);
-  fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
-  std::error_code ec;
-  if (!fs::is_directory(parent, ec))
-    fail(ErrorKind::Io, "cannot write frames to ", path, ": folder ", parent.string(), " does not exist");
-  const bool exists = fs::exists(target, ec);
-  if (exists) {
-    if (!fs::is_directory(target, ec))
-      fail(ErrorKind::Io, "cannot write frames to ", path, ": it exists and is not a folder");
-    for (const auto& e : fs::directory_iterator(target, ec))
-      if (!is_frame_name(e.path().filename().string()))
-        fail(ErrorKind::Io, "cannot write frames to ", path, ": the folder holds other files (",
-             e.path().filename().string(), "); choose a new or empty folder");
+using FrameSink = VideoWriter::Sink;
+
+class FolderSink final : public FrameSink {
+ public:
+  FolderSink(const std::string& path, int64_t w, int64_t h, const VideoOptions& opts)
+      : path_(path), frame_(Tensor::empty({h, w, 3}, DType::U8)), level_(opts.png_level) {
+    std::string clean = path;
+    while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
+    target_ = clean;
+    fs::path parent = target_.parent_path().empty() ? fs::path(".") : target_.parent_path();
+    std::error_code ec;
+    if (!fs::is_directory(parent, ec))
+      fail(ErrorKind::Io, "cannot write frames to ", path, ": folder ", parent.string(), " does not exist");
+    if (fs::exists(target_, ec)) {
+      if (!fs::is_directory(target_, ec))
+        fail(ErrorKind::Io, "cannot write frames to ", path, ": it exists and is not a folder");
+      for (const auto& e : fs::directory_iterator(target_, ec))
+        if (!is_frame_name(e.path().filename().string()))
+          fail(ErrorKind::Io, "cannot write frames to ", path, ": the folder holds other files (",
+               e.path().filename().string(), "); choose a new or empty folder");
+    }
+    if (level_ < 0 || level_ > 9) fail(ErrorKind::InvalidArgument, "PNG compression level ", level_, " is not in 0..9");
+    std::string tmp = unique_sibling(target_, "tmp");
+    if (!fs::create_directory(tmp, ec) || ec)
+      fail(ErrorKind::Io, "cannot write frames to ", path, ": cannot create ", tmp, ": ", ec.message());
+    tmp_.path = tmp;
   }
 
-  TempTree tmp{unique_sibling(target, "tmp")};
-  if (!fs::create_directory(tmp.path, ec) || ec)
-    fail(ErrorKind::Io, "cannot write frames to ", path, ": cannot create ", tmp.path, ": ", ec.message());
-  Tensor frame = Tensor::empty({src.h, src.w, 3}, DType::U8);
-  char name[32];
-  for (int64_t t = 0; t < src.count; ++t) {
-    src.get(t, frame.data<uint8_t>());
-    std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(t));
-    write_file(tmp.path + name, encode_png(frame, opts.png_level));
+  void put(const uint8_t* rgb) override {
+    std::memcpy(frame_.data<uint8_t>(), rgb, frame_.nbytes());
+    char name[32];
+    std::snprintf(name, sizeof name, "/frame_%05lld.png", static_cast<long long>(count_++));
+    write_file(tmp_.path + name, encode_png(frame_, level_));
   }
 
-  // rename() replaces only an empty folder: move an old frame folder aside first.
-  TempTree old;
-  if (exists) {
-    std::string aside = unique_sibling(target, "old");
-    if (std::rename(target.c_str(), aside.c_str()) != 0)
-      fail(ErrorKind::Io, "cannot replace ", path, ": ", std::strerror(errno));
-    old.path = aside;
+  void finish() override {
+    // rename() replaces only an empty folder: move an old frame folder aside first.
+    std::error_code ec;
+    TempTree old;
+    if (fs::exists(target_, ec)) {
+      std::string aside = unique_sibling(target_, "old");
+      if (std::rename(target_.c_str(), aside.c_str()) != 0)
+        fail(ErrorKind::Io, "cannot replace ", path_, ": ", std::strerror(errno));
+      old.path = aside;
+    }
+    if (std::rename(tmp_.path.c_str(), target_.c_str()) != 0) {
+      int e = errno;
+      if (!old.path.empty() && std::rename(old.path.c_str(), target_.c_str()) == 0) old.path.clear();
+      fail(ErrorKind::Io, "cannot move the finished frames to ", path_, ": ", std::strerror(e));
+    }
+    tmp_.path.clear();
   }
-  if (std::rename(tmp.path.c_str(), target.c_str()) != 0) {
-    int e = errno;
-    if (!old.path.empty() && std::rename(old.path.c_str(), target.c_str()) == 0) old.path.clear();
-    fail(ErrorKind::Io, "cannot move the finished frames to ", path, ": ", std::strerror(e));
-  }
-  tmp.path.clear();
-}
+
+ private:
+  std::string path_;
+  fs::path target_;
+  TempTree tmp_;
+  Tensor frame_;
+  int level_;
+  int64_t count_ = 0;
+};
 
 // ------------------------------------------------------------------------------------- FFmpeg
 
@@ -274,122 +292,149 @@ AVRational fps_fraction(double fps, const std::string& path) {
   return r;
 }
 
-void encode_file(const std::string& path, const FrameSource& src, const VideoOptions& opts) {
-  quiet_ffmpeg();
-  const std::string ext = lower_ext(path);
-  const char* format = ext == ".mkv" ? "matroska" : ext == ".mov" ? "mov" : "mp4";
-  const AVRational fps = fps_fraction(opts.fps, path);
-  if (opts.crf < 0 || opts.crf > 51)
-    fail(ErrorKind::InvalidArgument, "cannot write ", path, ": crf ", opts.crf, " is not in 0..51");
-  if (!known_x264_preset(opts.preset))
-    fail(ErrorKind::InvalidArgument, "cannot write ", path, ": x264 preset '", opts.preset,
-         "' is unknown (ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow)");
-  const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
-  if (!codec)
-    fail(ErrorKind::Unsupported, "cannot write ", path, ": this FFmpeg has no libx264 encoder; install a"
-         " libavcodec built with it (Debian's is), or write PNG frames (a path ending in '/')");
-  // 4:2:0 chroma covers 2x2 pixels: odd sizes are padded by repeating the last column / row.
-  const int w = static_cast<int>(src.w), h = static_cast<int>(src.h);
-  const int ew = w + (w & 1), eh = h + (h & 1);
+class FfmpegSink final : public FrameSink {
+ public:
+  FfmpegSink(const std::string& path, int64_t width, int64_t height, const VideoOptions& opts)
+      : path_(path), out_(check_args(path, opts)), w_(static_cast<int>(width)), h_(static_cast<int>(height)) {
+    const std::string ext = lower_ext(path);
+    const char* format = ext == ".mkv" ? "matroska" : ext == ".mov" ? "mov" : "mp4";
+    const AVRational fps = fps_fraction(opts.fps, path);
+    const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
+    if (!codec)
+      fail(ErrorKind::Unsupported, "cannot write ", path, ": this FFmpeg has no libx264 encoder; install a"
+           " libavcodec built with it (Debian's is), or write PNG frames (a path ending in '/')");
+    // 4:2:0 chroma covers 2x2 pixels: odd sizes are padded by repeating the last column / row.
+    ew_ = w_ + (w_ & 1);
+    eh_ = h_ + (h_ & 1);
 
-  AtomicPath out(path);  // declared first: removed last, after FFmpeg closed it
-  FormatOut fo;
-  int e = avformat_alloc_output_context2(&fo.oc, nullptr, format, out.temp_path().c_str());
-  if (e < 0 || !fo.oc) fail(ErrorKind::Internal, "FFmpeg has no ", format, " muxer: ", av_detail(e));
-  AVStream* st = avformat_new_stream(fo.oc, nullptr);
-  CodecCtx cc;
-  cc.c = avcodec_alloc_context3(codec);
-  if (!st || !cc.c) fail(ErrorKind::OutOfMemory, "cannot set up the video encoder for ", path);
-  AVCodecContext* c = cc.c;
-  c->width = ew;
-  c->height = eh;
-  c->pix_fmt = AV_PIX_FMT_YUV420P;
-  c->time_base = av_inv_q(fps);
-  c->framerate = fps;
-  c->sample_aspect_ratio = {1, 1};
-  // BT.709, limited range: what players assume for untagged HD video, and tagged so they need not guess.
-  c->colorspace = AVCOL_SPC_BT709;
-  c->color_primaries = AVCOL_PRI_BT709;
-  c->color_trc = AVCOL_TRC_BT709;
-  c->color_range = AVCOL_RANGE_MPEG;
-  if (fo.oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-  av_opt_set(c->priv_data, "preset", opts.preset.c_str(), 0);
-  av_opt_set_double(c->priv_data, "crf", opts.crf, 0);
-  if ((e = avcodec_open2(c, codec, nullptr)) < 0)
-    fail(ErrorKind::Internal, "cannot open the H.264 encoder for ", ew, "x", eh, ": ", av_detail(e));
-  if ((e = avcodec_parameters_from_context(st->codecpar, c)) < 0)
-    fail(ErrorKind::Internal, "FFmpeg: ", av_detail(e));
-  st->time_base = c->time_base;
-  st->avg_frame_rate = fps;
+    int e = avformat_alloc_output_context2(&fo_.oc, nullptr, format, out_.temp_path().c_str());
+    if (e < 0 || !fo_.oc) fail(ErrorKind::Internal, "FFmpeg has no ", format, " muxer: ", av_error(e));
+    st_ = avformat_new_stream(fo_.oc, nullptr);
+    cc_.c = avcodec_alloc_context3(codec);
+    if (!st_ || !cc_.c) fail(ErrorKind::OutOfMemory, "cannot set up the video encoder for ", path);
+    AVCodecContext* c = cc_.c;
+    c->width = ew_;
+    c->height = eh_;
+    c->pix_fmt = AV_PIX_FMT_YUV420P;
+    c->time_base = av_inv_q(fps);
+    c->framerate = fps;
+    c->sample_aspect_ratio = {1, 1};
+    // BT.709, limited range: what players assume for untagged HD video, and tagged so they need not guess.
+    c->colorspace = AVCOL_SPC_BT709;
+    c->color_primaries = AVCOL_PRI_BT709;
+    c->color_trc = AVCOL_TRC_BT709;
+    c->color_range = AVCOL_RANGE_MPEG;
+    if (fo_.oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    c->thread_count = opts.threads;
+    av_opt_set(c->priv_data, "preset", opts.preset.c_str(), 0);
+    av_opt_set_double(c->priv_data, "crf", opts.crf, 0);
+    if ((e = avcodec_open2(c, codec, nullptr)) < 0)
+      fail(ErrorKind::Internal, "cannot open the H.264 encoder for ", ew_, "x", eh_, ": ", av_detail(e));
+    if ((e = avcodec_parameters_from_context(st_->codecpar, c)) < 0)
+      fail(ErrorKind::Internal, "FFmpeg: ", av_detail(e));
+    st_->time_base = c->time_base;
+    st_->avg_frame_rate = fps;
 
-  if ((e = avio_open(&fo.oc->pb, out.temp_path().c_str(), AVIO_FLAG_WRITE)) < 0)
-    fail(ErrorKind::Io, "cannot write ", path, ": ", av_detail(e));
-  AVDictionary* mux_opts = nullptr;
-  // Index first, so that browsers can start playing before the whole file has arrived.
-  if (std::strcmp(format, "matroska") != 0) av_dict_set(&mux_opts, "movflags", "+faststart", 0);
-  e = avformat_write_header(fo.oc, &mux_opts);
-  av_dict_free(&mux_opts);
-  if (e < 0) fail(ErrorKind::Io, "cannot write ", path, ": ", av_detail(e));
+    if ((e = avio_open(&fo_.oc->pb, out_.temp_path().c_str(), AVIO_FLAG_WRITE)) < 0)
+      fail(ErrorKind::Io, "cannot write ", path, ": ", av_detail(e));
+    AVDictionary* mux_opts = nullptr;
+    // Index first, so that browsers can start playing before the whole file has arrived.
+    if (std::strcmp(format, "matroska") != 0) av_dict_set(&mux_opts, "movflags", "+faststart", 0);
+    e = avformat_write_header(fo_.oc, &mux_opts);
+    av_dict_free(&mux_opts);
+    if (e < 0) fail(ErrorKind::Io, "cannot write ", path, ": ", av_detail(e));
 
-  Sws sws;
-  sws.s = sws_getContext(ew, eh, AV_PIX_FMT_RGB24, ew, eh, AV_PIX_FMT_YUV420P,
-                         SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
-  if (!sws.s) fail(ErrorKind::Internal, "cannot set up the RGB to YUV conversion");
-  const int* bt709 = sws_getCoefficients(SWS_CS_ITU709);
-  sws_setColorspaceDetails(sws.s, bt709, 1, bt709, 0, 0, 1 << 16, 1 << 16);
+    sws_.s = sws_getContext(ew_, eh_, AV_PIX_FMT_RGB24, ew_, eh_, AV_PIX_FMT_YUV420P,
+                            SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
+    if (!sws_.s) fail(ErrorKind::Internal, "cannot set up the RGB to YUV conversion");
+    const int* bt709 = sws_getCoefficients(SWS_CS_ITU709);
+    sws_setColorspaceDetails(sws_.s, bt709, 1, bt709, 0, 0, 1 << 16, 1 << 16);
 
-  FramePtr frame;
-  PacketPtr pkt;
-  if (!frame.f || !pkt.p) fail(ErrorKind::OutOfMemory, "cannot allocate video frames");
-  frame.f->format = c->pix_fmt;
-  frame.f->width = ew;
-  frame.f->height = eh;
-  if ((e = av_frame_get_buffer(frame.f, 0)) < 0) fail(ErrorKind::OutOfMemory, "video frame: ", av_detail(e));
+    if (!frame_.f || !pkt_.p) fail(ErrorKind::OutOfMemory, "cannot allocate video frames");
+    frame_.f->format = c->pix_fmt;
+    frame_.f->width = ew_;
+    frame_.f->height = eh_;
+    if ((e = av_frame_get_buffer(frame_.f, 0)) < 0) fail(ErrorKind::OutOfMemory, "video frame: ", av_detail(e));
+    // swscale never writes the row padding: zeroed, so that nothing uninitialised reaches x264.
+    for (int i = 0; i < 3; ++i)
+      std::memset(frame_.f->data[i], 0, static_cast<size_t>(frame_.f->linesize[i]) * (i ? (eh_ + 1) / 2 : eh_));
+    // swscale's SIMD reads past the end of input rows: frames are staged in a buffer whose rows are
+    // 64-byte aligned and padded with zeros (else heap garbage leaks into the output, which then
+    // differs from run to run).
+    stride_ = (ew_ * 3 + 63) / 64 * 64;
+    staged_ = Tensor::zeros({static_cast<int64_t>(stride_) * eh_ + 64}, DType::U8);
+  }
 
-  auto drain = [&](bool flushing) {
-    for (;;) {
-      int r = avcodec_receive_packet(c, pkt.p);
-      if (r == AVERROR(EAGAIN) || (flushing && r == AVERROR_EOF)) return;
-      if (r < 0) fail(ErrorKind::Internal, "H.264 encoding failed: ", av_detail(r));
-      if (pkt.p->duration == 0) pkt.p->duration = 1;  // constant rate: one tick of 1/fps
-      av_packet_rescale_ts(pkt.p, c->time_base, st->time_base);
-      pkt.p->stream_index = st->index;
-      r = av_interleaved_write_frame(fo.oc, pkt.p);
-      if (r < 0) fail(ErrorKind::Io, "writing ", path, " failed: ", av_detail(r), " (disk full?)");
+  void put(const uint8_t* rgb) override {
+    const size_t row = static_cast<size_t>(w_) * 3, srow = static_cast<size_t>(stride_);
+    uint8_t* st = staged_.data<uint8_t>();
+    for (int y = 0; y < h_; ++y) {
+      std::memcpy(st + y * srow, rgb + y * row, row);
+      // Odd sizes: the padding column / row repeats the last one.
+      if (ew_ != w_) std::memcpy(st + y * srow + row, rgb + y * row + row - 3, 3);
     }
-  };
-
-  std::vector<uint8_t> rgb(static_cast<size_t>(ew) * eh * 3);
-  std::vector<uint8_t> tight(ew == w ? 0 : static_cast<size_t>(w) * h * 3);
-  for (int64_t t = 0; t < src.count; ++t) {
-    // The source frame fills the top-left w x h of the (possibly padded) buffer.
-    if (ew == w) {
-      src.get(t, rgb.data());
-    } else {
-      src.get(t, tight.data());
-      for (int y = 0; y < h; ++y) {
-        std::memcpy(&rgb[static_cast<size_t>(y) * ew * 3], &tight[static_cast<size_t>(y) * w * 3],
-                    static_cast<size_t>(w) * 3);
-        std::memcpy(&rgb[(static_cast<size_t>(y) * ew + w) * 3], &tight[(static_cast<size_t>(y) * w + w - 1) * 3], 3);
-      }
-    }
-    if (eh != h)
-      std::memcpy(&rgb[static_cast<size_t>(h) * ew * 3], &rgb[static_cast<size_t>(h - 1) * ew * 3],
-                  static_cast<size_t>(ew) * 3);
-    if ((e = av_frame_make_writable(frame.f)) < 0) fail(ErrorKind::OutOfMemory, "video frame: ", av_detail(e));
-    const uint8_t* in[1] = {rgb.data()};
-    const int in_stride[1] = {ew * 3};
-    sws_scale(sws.s, in, in_stride, 0, eh, frame.f->data, frame.f->linesize);
-    frame.f->pts = t;
-    if ((e = avcodec_send_frame(c, frame.f)) < 0) fail(ErrorKind::Internal, "H.264 encoding failed: ", av_detail(e));
+    if (eh_ != h_) std::memcpy(st + h_ * srow, st + (h_ - 1) * srow, srow);
+    int e = av_frame_make_writable(frame_.f);
+    if (e < 0) fail(ErrorKind::OutOfMemory, "video frame: ", av_detail(e));
+    const uint8_t* planes[1] = {st};
+    const int stride[1] = {stride_};
+    sws_scale(sws_.s, planes, stride, 0, eh_, frame_.f->data, frame_.f->linesize);
+    frame_.f->pts = count_++;
+    if ((e = avcodec_send_frame(cc_.c, frame_.f)) < 0)
+      fail(ErrorKind::Internal, "H.264 encoding failed: ", av_detail(e));
     drain(false);
   }
-  if ((e = avcodec_send_frame(c, nullptr)) < 0) fail(ErrorKind::Internal, "H.264 encoding failed: ", av_detail(e));
-  drain(true);
-  if ((e = av_write_trailer(fo.oc)) < 0) fail(ErrorKind::Io, "writing ", path, " failed: ", av_detail(e));
-  if ((e = avio_closep(&fo.oc->pb)) < 0) fail(ErrorKind::Io, "writing ", path, " failed: ", av_detail(e));
-  out.commit();
-}
+
+  void finish() override {
+    int e = avcodec_send_frame(cc_.c, nullptr);
+    if (e < 0) fail(ErrorKind::Internal, "H.264 encoding failed: ", av_detail(e));
+    drain(true);
+    if ((e = av_write_trailer(fo_.oc)) < 0) fail(ErrorKind::Io, "writing ", path_, " failed: ", av_detail(e));
+    if ((e = avio_closep(&fo_.oc->pb)) < 0) fail(ErrorKind::Io, "writing ", path_, " failed: ", av_detail(e));
+    out_.commit();
+  }
+
+ private:
+  // Runs before anything is created, so that a bad request leaves no temporary file.
+  static std::string check_args(const std::string& path, const VideoOptions& opts) {
+    quiet_ffmpeg();
+    fps_fraction(opts.fps, path);
+    if (opts.crf < 0 || opts.crf > 51)
+      fail(ErrorKind::InvalidArgument, "cannot write ", path, ": crf ", opts.crf, " is not in 0..51");
+    if (opts.threads < 0 || opts.threads > 256)
+      fail(ErrorKind::InvalidArgument, "cannot write ", path, ": ", opts.threads, " encoder threads is not in 0..256");
+    if (!known_x264_preset(opts.preset))
+      fail(ErrorKind::InvalidArgument, "cannot write ", path, ": x264 preset '", opts.preset,
+           "' is unknown (ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow)");
+    return path;
+  }
+
+  void drain(bool flushing) {
+    for (;;) {
+      int r = avcodec_receive_packet(cc_.c, pkt_.p);
+      if (r == AVERROR(EAGAIN) || (flushing && r == AVERROR_EOF)) return;
+      if (r < 0) fail(ErrorKind::Internal, "H.264 encoding failed: ", av_detail(r));
+      if (pkt_.p->duration == 0) pkt_.p->duration = 1;  // constant rate: one tick of 1/fps
+      av_packet_rescale_ts(pkt_.p, cc_.c->time_base, st_->time_base);
+      pkt_.p->stream_index = st_->index;
+      r = av_interleaved_write_frame(fo_.oc, pkt_.p);
+      if (r < 0) fail(ErrorKind::Io, "writing ", path_, " failed: ", av_detail(r), " (disk full?)");
+    }
+  }
+
+  std::string path_;
+  AtomicPath out_;  // before the FFmpeg objects: destroyed after them, once FFmpeg closed the file
+  FormatOut fo_;
+  CodecCtx cc_;
+  Sws sws_;
+  FramePtr frame_;
+  PacketPtr pkt_;
+  AVStream* st_ = nullptr;
+  int w_, h_, ew_ = 0, eh_ = 0;
+  int stride_ = 0;
+  Tensor staged_;
+  int64_t count_ = 0;
+};
 
 // ------------------------------------------------------------------------------------ reading
 
@@ -455,11 +500,12 @@ bool can_write_video_files() {
 }
 
 namespace {
-void write_source(const std::string& path, const FrameSource& src, const VideoOptions& opts) {
-  check_source(src, path);
-  if (video_target(path) == VideoTarget::FrameFolder) return write_frame_folder(path, src, opts);
+std::unique_ptr<FrameSink> open_sink(const std::string& path, int64_t w, int64_t h, const VideoOptions& opts) {
+  if (w < 1 || h < 1 || w > kMaxSide || h > kMaxSide)
+    fail(ErrorKind::InvalidArgument, "cannot write ", path, ": frame size ", w, "x", h, " is outside 1..", kMaxSide);
+  if (video_target(path) == VideoTarget::FrameFolder) return std::make_unique<FolderSink>(path, w, h, opts);
 #ifdef X2V_HAVE_FFMPEG
-  encode_file(path, src, opts);
+  return std::make_unique<FfmpegSink>(path, w, h, opts);
 #else
   (void)opts;
   fail(ErrorKind::Unsupported, "cannot write ", path, ": this x2v was built without the FFmpeg libraries;"
@@ -467,7 +513,48 @@ void write_source(const std::string& path, const FrameSource& src, const VideoOp
        " libswscale-dev installed");
 #endif
 }
+
+void write_source(const std::string& path, const FrameSource& src, const VideoOptions& opts) {
+  if (src.count < 1) fail(ErrorKind::InvalidArgument, "cannot write ", path, ": the video has no frames");
+  std::unique_ptr<FrameSink> sink = open_sink(path, src.w, src.h, opts);
+  std::vector<uint8_t> rgb(static_cast<size_t>(src.w * src.h * 3));
+  for (int64_t t = 0; t < src.count; ++t) {
+    src.get(t, rgb.data());
+    sink->put(rgb.data());
+  }
+  sink->finish();
+}
 }  // namespace
+
+VideoWriter::VideoWriter(const std::string& path, int64_t width, int64_t height, const VideoOptions& opts)
+    : path_(path), width_(width), height_(height), sink_(open_sink(path, width, height, opts)) {}
+
+VideoWriter::~VideoWriter() = default;
+
+void VideoWriter::add(const Tensor& frames) {
+  if (!sink_) fail(ErrorKind::InvalidArgument, "video ", path_, ": frames added after finish()");
+  Tensor t = frames;
+  if (t.defined() && t.dim() == 3)
+    t = t.dtype() == DType::U8 ? t.reshape({1, t.size(0), t.size(1), t.size(2)})
+                               : t.reshape({t.size(0), 1, t.size(1), t.size(2)});
+  FrameSource src = frames_of(t);
+  if (src.w != width_ || src.h != height_)
+    fail(ErrorKind::InvalidArgument, "video ", path_, ": frames of ", src.w, "x", src.h, " added to a ", width_, "x",
+         height_, " video");
+  buf_.resize(static_cast<size_t>(width_ * height_ * 3));
+  for (int64_t i = 0; i < src.count; ++i) {
+    src.get(i, buf_.data());
+    sink_->put(buf_.data());
+    ++count_;
+  }
+}
+
+void VideoWriter::finish() {
+  if (!sink_) fail(ErrorKind::InvalidArgument, "video ", path_, ": finish() called twice");
+  if (count_ == 0) fail(ErrorKind::InvalidArgument, "cannot write ", path_, ": the video has no frames");
+  sink_->finish();
+  sink_.reset();
+}
 
 void write_video(const std::string& path, const Tensor& video, const VideoOptions& opts) {
   write_source(path, frames_of(video), opts);
@@ -513,6 +600,8 @@ DecodedVideo read_video(const std::string& path, int64_t max_frames) {
 
   const int w = par->width, h = par->height;
   const size_t frame_bytes = static_cast<size_t>(w) * h * 3;
+  const int stride = (w * 3 + 63) / 64 * 64;
+  Tensor staged = Tensor::zeros({static_cast<int64_t>(stride) * h + 64}, DType::U8);
   std::vector<uint8_t> pixels;
   int64_t count = 0;
   Sws sws;
@@ -541,10 +630,14 @@ DecodedVideo read_video(const std::string& path, int64_t max_frames) {
         sws_setColorspaceDetails(sws.s, coef, frame.f->color_range == AVCOL_RANGE_JPEG ? 1 : 0, coef, 1, 0,
                                  1 << 16, 1 << 16);
       }
-      pixels.resize(pixels.size() + frame_bytes);
-      uint8_t* dst[1] = {pixels.data() + count * frame_bytes};
-      const int dst_stride[1] = {w * 3};
+      // Converted into aligned, padded rows (swscale's SIMD may write past a row's end), then packed.
+      uint8_t* dst[1] = {staged.data<uint8_t>()};
+      const int dst_stride[1] = {stride};
       sws_scale(sws.s, frame.f->data, frame.f->linesize, 0, h, dst, dst_stride);
+      pixels.resize(pixels.size() + frame_bytes);
+      for (int y = 0; y < h; ++y)
+        std::memcpy(pixels.data() + count * frame_bytes + static_cast<size_t>(y) * w * 3,
+                    staged.data<uint8_t>() + static_cast<size_t>(y) * stride, static_cast<size_t>(w) * 3);
       ++count;
       av_frame_unref(frame.f);
     }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct VideoOptions {
   int crf = 18;
   std::string preset = "medium";  // x264 speed/size trade-off: ultrafast .. veryslow
   int png_level = 3;              // zlib level of frame-folder PNGs
+  int threads = 0;                // encoder threads; 0 lets x264 choose (about 1.5 per core)
 };
 
 enum class VideoTarget { File, FrameFolder };
@@ -36,6 +38,31 @@ VideoTarget video_target(const std::string& path);
 void write_video(const std::string& path, const Tensor& video, const VideoOptions& opts = {});
 // The same from u8 frames [H, W, 3], all of one size.
 void write_video(const std::string& path, const std::vector<Tensor>& frames, const VideoOptions& opts = {});
+
+// Writes a video frame by frame (as the VAE decodes it, say) without holding all of it, with the
+// formats and guarantees of write_video: nothing appears at `path` before finish(), and a writer
+// destroyed before finish() leaves nothing behind. Bad options and paths fail in the constructor.
+class VideoWriter {
+ public:
+  VideoWriter(const std::string& path, int64_t width, int64_t height, const VideoOptions& opts = {});
+  ~VideoWriter();
+  VideoWriter(const VideoWriter&) = delete;
+  VideoWriter& operator=(const VideoWriter&) = delete;
+
+  // u8 [H, W, 3] or [n, H, W, 3]; float [3, H, W] or [3, n, H, W] in [-1, 1] (any device).
+  void add(const Tensor& frames);
+  // Flushes the encoder and moves the output into place; InvalidArgument if no frame was added.
+  void finish();
+  int64_t frames() const { return count_; }
+
+  struct Sink;
+
+ private:
+  std::string path_;
+  int64_t width_, height_, count_ = 0;
+  std::unique_ptr<Sink> sink_;
+  std::vector<uint8_t> buf_;
+};
 
 // True when this build can write video files (FFmpeg with an H.264 encoder).
 bool can_write_video_files();
