@@ -206,6 +206,15 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
     }
   }
 
+  // The I2V image decides the video's size: read it (and refuse a bad one) before any long work.
+  Tensor image;
+  I2VSize sz;
+  if (i2v) {
+    image = io::image_to_unit(io::read_image(s.image));  // [3, h0, w0]
+    sz = i2v_size(image.size(1), image.size(2), s.max_area);
+    check_tokens(sz.width(), sz.height(), s.frames);
+  }
+
   // 1. Text.
   Tensor context, context_null;
   if (!s.text_embeddings.empty()) {
@@ -227,12 +236,8 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
   // 2. Image conditioning (I2V): size from the image, CLIP features, the VAE-encoded first frame.
   std::optional<wan::WanVAE> vae;
   Tensor clip_fea, y;
-  int width = s.width, height = s.height;
+  const int width = i2v ? sz.width() : s.width, height = i2v ? sz.height() : s.height;
   if (i2v) {
-    Tensor image = io::image_to_unit(io::read_image(s.image));  // [3, h0, w0]
-    const I2VSize sz = i2v_size(image.size(1), image.size(2), s.max_area);
-    width = sz.width();
-    height = sz.height();
     if (!s.clip_embeddings.empty()) {
       Stage st(res, obs, "image embeddings", 0);
       clip_fea = read_named(s.clip_embeddings, "clip_context", "--clip-embeddings");

@@ -35,6 +35,18 @@ void check_size(int width, int height, const char* what) {
   }
 }
 
+int64_t video_tokens(int width, int height, int frames) {
+  return int64_t{(frames - 1) / 4 + 1} * (height / 16) * (width / 16);
+}
+
+void check_tokens(int width, int height, int frames) {
+  const int64_t n = video_tokens(width, height, frames);
+  if (n > kMaxTokens)
+    fail(ErrorKind::InvalidArgument, width, "x", height, " with ", frames, " frames is ", n,
+         " tokens for the DiT, beyond the limit of ", kMaxTokens,
+         " (1280x720 at 81 frames is 75600): lower the size or the frame count");
+}
+
 namespace {
 
 constexpr int kI2V480Area = 832 * 480;  // the reference's I2V shift is 3 at this area
@@ -110,6 +122,7 @@ GenerateSettings resolve(const GenerateRequest& r) {
 
   s.frames = r.frames.value_or(81);
   check_frames(s.frames);
+  if (r.task == Task::T2V) check_tokens(s.width, s.height, s.frames);
   s.fps = r.fps.value_or(16);
   if (s.fps < 1 || s.fps > kMaxFps)
     fail(ErrorKind::InvalidArgument, "--fps ", s.fps, " is out of range: use 1..", kMaxFps, " (Wan2.1 uses 16)");

@@ -98,5 +98,10 @@ GenerateSettings resolve(const GenerateRequest& r);
 
 // Checks a T2V size or an I2V output size (both sides multiples of 16, within limits).
 void check_size(int width, int height, const char* what);
+// The DiT's sequence length for a video: (F−1)/4+1 latent frames of (H/16)·(W/16) patches.
+int64_t video_tokens(int width, int height, int frames);
+// Refuses a video whose sequence is beyond any sensible run (1280x720x81 is 75600 tokens).
+constexpr int64_t kMaxTokens = 1'000'000;
+void check_tokens(int width, int height, int frames);
 
 }  // namespace x2v::pipeline

@@ -121,6 +121,9 @@ TEST(Settings, BadInputsNameTheOption) {
   EXPECT_NE(with([](auto& r) { r.width = 832, r.height = 100000; }).find("out of range"), std::string::npos);
   EXPECT_NE(with([](auto& r) { r.width = 832; }).find("both"), std::string::npos);
   EXPECT_NE(with([](auto& r) { r.frames = 80; }).find("4n+1"), std::string::npos);
+  EXPECT_NE(with([](auto& r) { r.width = 4096, r.height = 4096, r.frames = 81; }).find("tokens"), std::string::npos);
+  EXPECT_EQ(video_tokens(1280, 720, 81), 75600);
+  EXPECT_EQ(video_tokens(832, 480, 81), 32760);
   EXPECT_NE(with([](auto& r) { r.frames = 0; }).find("--frames"), std::string::npos);
   EXPECT_NE(with([](auto& r) { r.steps = 0; }).find("--steps"), std::string::npos);
   EXPECT_NE(with([](auto& r) { r.steps = 1000000; }).find("--steps"), std::string::npos);
