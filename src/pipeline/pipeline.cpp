@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -341,6 +342,7 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
     }
   }
   res.peak_host_bytes = peak_rss_bytes();
+  res.peak_device_bytes = static_cast<size_t>(std::max<int64_t>(0, device_peak_memory_bytes()));
   return res;
 }
 
