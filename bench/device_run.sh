@@ -53,8 +53,11 @@ if [ $do_check = 1 ]; then
 fi
 if [ $do_bench = 1 ]; then
   echo "== x2v bench $bench_args"
+  commit="${X2V_COMMIT:-$(git -C "$src" rev-parse --short HEAD 2>/dev/null || cat "$src/COMMIT" 2>/dev/null || echo unknown)}"
+  printf '{"bench":"meta","commit":"%s","command":"x2v bench %s","gpu":"%s"}\n' "$commit" "$bench_args" \
+    "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" > "$out/bench.jsonl"
   # shellcheck disable=SC2086
-  "$build/x2v" bench $bench_args > "$out/bench.jsonl" 2> "$out/bench.log"
+  "$build/x2v" bench $bench_args >> "$out/bench.jsonl" 2> "$out/bench.log"
   echo "x2v bench exit $?"
   echo "== torch ceilings"
   timeout 300 python3 "$here/bench/torch_ceilings.py" > "$out/torch.jsonl" 2> "$out/torch.log" || echo "torch ceilings failed (see torch.log)"

@@ -142,6 +142,22 @@ void check_norms() {
         Tensor xr = dt == DType::BF16 ? x : x;  // the CPU rounds nothing; bf16 rounding is inside the tolerance
         report("rms_norm", sh, dt, ops::rms_norm(dev(x, dt), dev(w, DType::F32), 1e-6f), ops::rms_norm(xr, w, 1e-6f),
                tol_for(dt));
+        // Fused residual update + norm: x += y·gate, then LN / LN-modulate of the new x.
+        for (bool per_tok : {false, true}) {
+          Tensor y = host_random({R, D}), gate = per_tok ? host_random({R, D}) : host_random({D});
+          Tensor xr = x.clone();
+          ops::gated_add_(xr, y, gate);
+          Tensor xd = dev(x, DType::F32);
+          Tensor got = ops::cuda::add_layer_norm(xd, dev(y, dt), dev(gate, DType::F32), dev(w, DType::F32),
+                                                 dev(b, DType::F32), 1e-6f, dt);
+          report(per_tok ? "add_layer_norm/tok" : "add_layer_norm", sh, dt, got, ops::layer_norm(xr, w, b, 1e-6f),
+                 tol_for(dt));
+          report("add_layer_norm (x)", sh, dt, xd, xr, tol_for(dt, 1e-6));
+          Tensor xd2 = dev(x, DType::F32);
+          Tensor got2 = ops::cuda::add_layer_norm_modulate(xd2, dev(y, dt), dev(gate, DType::F32), dev(shr, DType::F32),
+                                                           dev(scr, DType::F32), 1e-6f, dt);
+          report("add_ln_modulate/tok", sh, dt, got2, ops::layer_norm_modulate(xr, shr, scr, 1e-6f), tol_for(dt));
+        }
         Tensor xc = host_random({D, R}), g = host_random({D});
         report("channel_rms_norm", "C" + std::to_string(D) + " N" + std::to_string(R), dt,
                ops::channel_rms_norm(dev(xc, dt), dev(g, dt)), ops::channel_rms_norm(xc, g), tol_for(dt));

@@ -21,6 +21,7 @@
 #include "command.h"
 #include "core/error.h"
 #ifdef X2V_WITH_CUDA
+#include "models/wan/dit.h"
 #include "ops/cuda/cuda.h"
 #endif
 
@@ -33,6 +34,7 @@ struct BenchOptions {
   std::string res = "480p,720p";
   int reps = 3;
   int layers = 0;  // 0 = the model's own count
+  bool breakdown = false;
   std::string tag;
 };
 
@@ -197,6 +199,29 @@ Dit make_dit(int64_t d, int64_t ffn, int64_t heads, int64_t layers) {
   return m;
 }
 
+// Per-stage times of one forward (summed over blocks), when on: each mark synchronizes.
+struct Prof {
+  bool on = false;
+  std::unique_ptr<cuda::Timer> t;
+  std::vector<std::pair<std::string, double>> acc;
+  void begin() {
+    if (!on) return;
+    if (!t) t = std::make_unique<cuda::Timer>();
+    t->start();
+  }
+  void mark(const char* name) {
+    if (!on) return;
+    const double ms = t->stop_ms();
+    auto it = std::find_if(acc.begin(), acc.end(), [&](const auto& p) { return p.first == name; });
+    if (it == acc.end())
+      acc.emplace_back(name, ms);
+    else
+      it->second += ms;
+    t->start();
+  }
+};
+Prof g_prof;
+
 Tensor lin(const Tensor& x, const Lin& l, Act act = Act::None, DType out = DType::BF16) {
   return oc::linear(x, l.w, l.b, act, out);
 }
@@ -221,29 +246,54 @@ Tensor dit_forward(const Dit& m, const Tensor& latent, const Tensor& text, float
   Tensor e0 = lin(oc::unary(e, oc::Unary::SiLU), m.tproj, Act::None, DType::F32).reshape({6, d});
   Tensor ctx = lin(lin(text, m.txt0, Act::GeluTanh), m.txt2);  // [512, d] bf16
   const int64_t C = ctx.size(0);
+  Prof& P = g_prof;
+  P.begin();
+  // The FFN's gated residual of block i is applied by block i+1's first norm (or the head's), fused.
+  Tensor pend_y, pend_gate;
   for (const Block& b : m.blocks) {
     Tensor mod = oc::binary(b.mod, e0, oc::Binary::Add);  // [6, d]
     auto row = [&](int i) { return mod[i]; };
     // Self-attention.
-    Tensor a = oc::layer_norm_modulate(x, row(0), row(1), eps, DType::BF16);
-    Tensor q = oc::rms_norm_rope(lin(a, b.q), b.nq, eps, H, F, Hg, Wg);
-    Tensor k = oc::rms_norm_rope(lin(a, b.k), b.nk, eps, H, F, Hg, Wg);
-    Tensor v = lin(a, b.v).reshape({L, H, D});
-    Tensor y = lin(oc::attention(q, k, v, scale, {}, {}).reshape({L, d}), b.o);
-    oc::gated_add_(x, y, row(2));
+    Tensor a = pend_y.defined() ? oc::add_layer_norm_modulate(x, pend_y, pend_gate, row(0), row(1), eps, DType::BF16)
+                                : oc::layer_norm_modulate(x, row(0), row(1), eps, DType::BF16);
+    P.mark("(add+)ln_modulate");
+    Tensor ql = lin(a, b.q), kl = lin(a, b.k), vl = lin(a, b.v);
+    P.mark("gemm qkv");
+    Tensor q = oc::rms_norm_rope(ql, b.nq, eps, H, F, Hg, Wg);
+    Tensor k = oc::rms_norm_rope(kl, b.nk, eps, H, F, Hg, Wg);
+    Tensor v = vl.reshape({L, H, D});
+    P.mark("rms_norm_rope");
+    Tensor at = oc::attention(q, k, v, scale, {}, {});
+    P.mark("self attention");
+    Tensor y = lin(at.reshape({L, d}), b.o);
+    P.mark("gemm o");
     // Cross-attention over the 512 text tokens (no modulation, no gate).
-    Tensor c = oc::layer_norm(x, b.n3w, b.n3b, eps, DType::BF16);
-    Tensor cq = oc::rms_norm(lin(c, b.cq), b.cnq, eps, DType::BF16).reshape({L, H, D});
+    Tensor c = oc::add_layer_norm(x, y, row(2), b.n3w, b.n3b, eps, DType::BF16);
+    P.mark("gated_add+layer_norm");
+    Tensor cql = lin(c, b.cq);
+    P.mark("gemm cross q");
+    Tensor cq = oc::rms_norm(cql, b.cnq, eps, DType::BF16).reshape({L, H, D});
+    P.mark("rms_norm");
     Tensor ck = oc::rms_norm(lin(ctx, b.ck), b.cnk, eps, DType::BF16).reshape({C, H, D});
     Tensor cv = lin(ctx, b.cv).reshape({C, H, D});
-    oc::add_(x, lin(oc::attention(cq, ck, cv, scale, {}, {}).reshape({L, d}), b.co));
+    P.mark("cross k/v (text)");
+    Tensor ca = oc::attention(cq, ck, cv, scale, {}, {});
+    P.mark("cross attention");
+    Tensor co = lin(ca.reshape({L, d}), b.co);
+    P.mark("gemm cross o");
     // FFN.
-    Tensor f = oc::layer_norm_modulate(x, row(3), row(4), eps, DType::BF16);
-    oc::gated_add_(x, lin(lin(f, b.f1, Act::GeluTanh), b.f2), row(5));
+    Tensor f = oc::add_layer_norm_modulate(x, co, Tensor(), row(3), row(4), eps, DType::BF16);
+    P.mark("add+ln_modulate");
+    Tensor h1 = lin(f, b.f1, Act::GeluTanh);
+    P.mark("gemm ffn up+gelu");
+    pend_y = lin(h1, b.f2);
+    pend_gate = row(5);
+    P.mark("gemm ffn down");
   }
   // Head (f32 in the reference) and unpatchify.
   Tensor hm = oc::binary(m.head_mod, e.reshape({d}), oc::Binary::Add);
-  Tensor hx = oc::layer_norm_modulate(x, hm[0], hm[1], eps, DType::F32);
+  Tensor hx = pend_y.defined() ? oc::add_layer_norm_modulate(x, pend_y, pend_gate, hm[0], hm[1], eps, DType::F32)
+                               : oc::layer_norm_modulate(x, hm[0], hm[1], eps, DType::F32);
   Tensor out = lin(hx, m.head, Act::None, DType::F32);  // [L, 64] = [F, Hg, Wg, 2, 2, 16]
   return oc::permute(out.reshape({F, Hg, Wg, 2, 2, 16}), {5, 0, 1, 3, 2, 4}).reshape({16, F, 2 * Hg, 2 * Wg});
 }
@@ -281,6 +331,21 @@ void bench_dit(const BenchOptions& o) {
         out = oc::axpby(u, 1.f - 5.f, c, 5.f);
       });
       cuda::MemStats st = cuda::mem_stats();
+      if (o.breakdown) {
+        g_prof.on = true;
+        g_prof.acc.clear();
+        dit_forward(m, lat, text, 999.f);
+        g_prof.on = false;
+        nlohmann::json stages = nlohmann::json::object();
+        double total = 0;
+        for (const auto& [n, v] : g_prof.acc) total += v;
+        for (const auto& [n, v] : g_prof.acc) {
+          stages[n] = v;
+          std::fprintf(stderr, "  stage %-20s %9.1f ms  %5.1f%%\n", n.c_str(), v, 100.0 * v / total);
+        }
+        emit({{"bench", "dit_breakdown"}, {"model", mm.name}, {"res", r.name}, {"layers", layers}, {"stages_ms", stages},
+              {"blocks_total_ms", total}});
+      }
       std::vector<float> ov = out.to_vector();
       bool finite = std::all_of(ov.begin(), ov.end(), [](float v) { return std::isfinite(v); });
       const double per_layer = static_cast<double>(layers) / mm.layers;
@@ -299,6 +364,87 @@ void bench_dit(const BenchOptions& o) {
             {"peak_reserved_gib", static_cast<double>(st.peak_reserved) / (1 << 30)},
             {"weights_gib", static_cast<double>(weights_bytes) / (1 << 30)},
             {"tflops_effective", (lin_flop + attn_flop) / (fwd * 1e-3) / 1e12}, {"output_finite", finite}});
+    }
+  }
+  cuda::empty_cache();
+}
+
+// ---- the same forward through the model code (src/models/wan/dit.*) on device tensors: random
+// weights laid out as its loader lays them out on CUDA (matmul weights bf16, the rest f32).
+void bench_dit_model(const BenchOptions& o) {
+  struct M {
+    const char* name;
+    int64_t d, ffn, heads, layers;
+  };
+  struct R {
+    const char* name;
+    int64_t F, H, W;
+  };
+  const std::vector<M> ms = {{"wan2.1-1.3b", 1536, 8960, 12, 30}, {"wan2.1-14b", 5120, 13824, 40, 40}};
+  const std::vector<R> rs = {{"480p", 21, 60, 104}, {"720p", 21, 90, 160}};
+  for (const M& mm : ms) {
+    if (!has(o.models, std::string(mm.name).substr(7))) continue;
+    cuda::empty_cache();
+    models::wan::DitConfig cfg;
+    cfg.model_type = "t2v";
+    cfg.dim = mm.d, cfg.ffn_dim = mm.ffn, cfg.num_heads = mm.heads;
+    cfg.num_layers = o.layers > 0 ? o.layers : mm.layers;
+    cfg.in_dim = 16, cfg.out_dim = 16, cfg.text_dim = 4096, cfg.freq_dim = 256, cfg.text_len = 512;
+    cfg.validate("x2v bench");
+    uint64_t s = 5000;
+    auto L = [&](int64_t out, int64_t in) {
+      return models::wan::LinearW{rnd({out, in}, DType::BF16, s++, 1.f / std::sqrt(float(in))),
+                                  rnd({out}, DType::F32, s++, 0.05f)};
+    };
+    auto V = [&](int64_t n, float c) { return make_vec(n, s, c, 0.1f); };
+    models::wan::DitWeights w;
+    w.patch_embedding = L(mm.d, 64);
+    w.text_embedding_0 = L(mm.d, 4096), w.text_embedding_2 = L(mm.d, mm.d);
+    w.time_embedding_0 = L(mm.d, 256), w.time_embedding_2 = L(mm.d, mm.d);
+    w.time_projection_1 = L(6 * mm.d, mm.d);
+    for (int64_t i = 0; i < cfg.num_layers; ++i) {
+      models::wan::DitBlock b;
+      b.modulation = rnd({6, mm.d}, DType::F32, s++, 0.05f);
+      b.self_attn.q = L(mm.d, mm.d), b.self_attn.k = L(mm.d, mm.d), b.self_attn.v = L(mm.d, mm.d),
+      b.self_attn.o = L(mm.d, mm.d);
+      b.self_attn.norm_q = V(mm.d, 1.f), b.self_attn.norm_k = V(mm.d, 1.f);
+      b.norm3.weight = V(mm.d, 1.f), b.norm3.bias = V(mm.d, 0.f);
+      b.cross_attn.q = L(mm.d, mm.d), b.cross_attn.k = L(mm.d, mm.d), b.cross_attn.v = L(mm.d, mm.d),
+      b.cross_attn.o = L(mm.d, mm.d);
+      b.cross_attn.norm_q = V(mm.d, 1.f), b.cross_attn.norm_k = V(mm.d, 1.f);
+      b.ffn_0 = L(mm.ffn, mm.d), b.ffn_2 = L(mm.d, mm.ffn);
+      w.blocks.push_back(std::move(b));
+    }
+    w.head_modulation = rnd({2, mm.d}, DType::F32, s++, 0.05f);
+    w.head_head = L(64, mm.d);
+    models::wan::DitModel model(cfg, std::move(w));
+    Tensor text = rnd({512, 4096}, DType::F32, 77, 1.f);
+    for (const R& r : rs) {
+      if (!has(o.res, r.name)) continue;
+      if (std::string(mm.name) == "wan2.1-1.3b" && std::string(r.name) == "720p" && !has(o.res, "720p-1.3b")) continue;
+      Tensor lat = rnd({16, r.F, r.H, r.W}, DType::F32, 99, 1.f);
+      cuda::reset_peak();
+      Tensor out;
+      double fwd;
+      try {
+        fwd = time_ms(o.reps, [&] {
+          auto ctx = model.embed_context(text);
+          out = model.forward(lat, Tensor(), Tensor::scalar_f32(999.f), ctx);
+        });
+      } catch (const Error& e) {
+        std::fprintf(stderr, "dit-model %s %s: %s\n", mm.name, r.name, e.what());
+        emit({{"bench", "dit_model"}, {"model", mm.name}, {"res", r.name}, {"error", e.what()}});
+        continue;
+      }
+      cuda::MemStats st = cuda::mem_stats();
+      std::vector<float> ov = out.to_vector();
+      bool finite = std::all_of(ov.begin(), ov.end(), [](float v) { return std::isfinite(v); });
+      std::fprintf(stderr, "dit-model %-12s %-5s layers %-3lld forward %8.1f ms  peak %.2f GiB  %s\n", mm.name, r.name,
+                   (long long)cfg.num_layers, fwd, static_cast<double>(st.peak_in_use) / (1 << 30),
+                   finite ? "finite" : "NON-FINITE OUTPUT");
+      emit({{"bench", "dit_model"}, {"model", mm.name}, {"res", r.name}, {"layers", cfg.num_layers},
+            {"forward_ms", fwd}, {"peak_gib", static_cast<double>(st.peak_in_use) / (1 << 30)},
+            {"output_finite", finite}});
     }
   }
   cuda::empty_cache();
@@ -346,6 +492,7 @@ int run_bench(const BenchOptions& o) {
   if (has(o.what, "gemm")) bench_gemm(o);
   if (has(o.what, "attn")) bench_attn(o);
   if (has(o.what, "dit")) bench_dit(o);
+  if (has(o.what, "dit-model")) bench_dit_model(o);
   if (has(o.what, "conv")) bench_conv(o);
   return 0;
 }
@@ -361,11 +508,12 @@ int run_bench(const BenchOptions&) {
 Register reg({"bench", "GPU timings as JSON lines: GEMM and attention ceilings, DiT forward, VAE convolutions",
               [](CLI::App& sub) -> std::function<int()> {
                 auto o = std::make_shared<BenchOptions>();
-                sub.add_option("--what", o->what, "comma list of gemm, attn, dit, conv (or all)");
+                sub.add_option("--what", o->what, "comma list of gemm, attn, dit, dit-model, conv (or all)");
                 sub.add_option("--models", o->models, "DiT sizes: 1.3b, 14b");
                 sub.add_option("--res", o->res, "resolutions: 480p, 720p (add 720p-1.3b for 1.3B at 720p)");
                 sub.add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 100));
                 sub.add_option("--layers", o->layers, "blocks to run (0 = the model's count)");
+                sub.add_flag("--breakdown", o->breakdown, "also time each stage of the DiT blocks (synchronizing)");
                 sub.add_option("--tag", o->tag, "a label copied into every JSON line");
                 return [o] { return run_bench(*o); };
               }});

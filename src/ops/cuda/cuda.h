@@ -80,6 +80,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                            DType out);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, DType out);
+// The residual update fused with the norm after it (one pass over the f32 stream instead of two):
+// x += y·gate (gate undefined = 1; one row [D] or per token), then LN(x)·w + b, or
+// LN(x)·(1 + scale) + shift. x is updated in place; the normalized value is returned.
+Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
+                      float eps, DType out);
+Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
+                               const Tensor& scale, float eps, DType out);
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
 // Wan's q/k path fused: RMSNorm over the full row x [L, H·D] (normalized value rounded to bf16,
 // then times weight), then the 3D RoPE of each head; bf16 [L, H, D] out, ready for attention.

@@ -71,6 +71,46 @@ __global__ void k_channel_rms(const X* x, const G* g, X* y, int64_t C, int64_t N
   }
 }
 
+// The residual update fused with the norm that follows it: x += y·gate (gate optional, one row or
+// per token), then LayerNorm of the new x (mode 0: affine w, b; mode 1: ·(1 + scale) + shift).
+// Saves a full read of the f32 residual stream per fusion.
+template <class Y, class G, class P, class O>
+__global__ void k_add_row_norm(float* x, const Y* y, const G* g, bool g_per_row, const P* w, const P* b, O* out,
+                               int64_t D, float eps, int mode, bool per_row_params) {
+  extern __shared__ float row[];
+  __shared__ float red[32];
+  const int64_t r = blockIdx.x;
+  float* xr = x + r * D;
+  const Y* yr = y + r * D;
+  const int64_t go = g_per_row ? r * D : 0;
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    float v = xr[j] + dev::ld(yr, j) * (g ? dev::ld(g, go + j) : 1.f);
+    xr[j] = v;
+    row[j] = v;
+    s += v;
+  }
+  const float mean = dev::block_sum(s, red) / static_cast<float>(D);
+  float q = 0.f;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    float d = row[j] - mean;
+    q += d * d;
+  }
+  const float rs = rsqrtf(dev::block_sum(q, red) / static_cast<float>(D) + eps);
+  const int64_t po = per_row_params ? r * D : 0;
+  O* orow = out + r * D;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    float v = (row[j] - mean) * rs;
+    if (mode == 0) {
+      if (w) v *= dev::ld(w, j);
+      if (b) v += dev::ld(b, j);
+    } else {
+      v = v * (1.f + dev::ld(b, po + j)) + dev::ld(w, po + j);
+    }
+    dev::st(orow, j, v);
+  }
+}
+
 size_t smem_for(int64_t D, const void* kernel) {
   size_t bytes = static_cast<size_t>(D) * 4;
   if (bytes > 48 * 1024) {
@@ -114,7 +154,62 @@ Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, in
   return y;
 }
 
+Tensor add_row_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b, float eps,
+                    int mode, DType out, const char* op) {
+  x2v::cuda::require_device(x, op, "x");
+  if (x.dtype() != DType::F32) fail(ErrorKind::Unsupported, op, ": the residual x ", x.desc(), " must be f32");
+  x2v::cuda::require_float(y, op, "y");
+  if (y.numel() != x.numel()) fail(ErrorKind::InvalidArgument, op, ": y ", y.desc(), " does not match x ", x.desc());
+  const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
+  bool g_per_row = false;
+  if (gate.defined()) {
+    x2v::cuda::require_float(gate, op, "gate");
+    if (gate.numel() == x.numel() && x.numel() != D)
+      g_per_row = true;
+    else if (gate.numel() != D)
+      fail(ErrorKind::InvalidArgument, op, ": gate ", gate.desc(), " for x ", x.desc());
+  }
+  bool per_row = false;
+  const Tensor& pt = w.defined() ? w : b;
+  for (const Tensor* t : {&w, &b}) {
+    if (!t->defined()) continue;
+    x2v::cuda::require_float(*t, op, "parameter");
+    if (t->dtype() != pt.dtype()) fail(ErrorKind::InvalidArgument, op, ": parameters differ in dtype");
+    if (mode == 1 && t->numel() == x.numel() && t->numel() != D)
+      per_row = true;
+    else if (t->numel() != D)
+      fail(ErrorKind::InvalidArgument, op, ": parameter ", t->desc(), " does not match x ", x.desc());
+  }
+  if (mode == 1 && (!w.defined() || !b.defined() || w.numel() != b.numel()))
+    fail(ErrorKind::InvalidArgument, op, ": shift and scale must both be given with one shape");
+  Tensor o = Tensor::empty(x.shape(), out, Device::CUDA);
+  if (!R || !D) return o;
+  const DType ptype = pt.defined() ? pt.dtype() : DType::F32;
+  const DType gtype = gate.defined() ? gate.dtype() : DType::F32;
+  X2V_DISPATCH_FLOAT(y.dtype(), Y, X2V_DISPATCH_FLOAT(gtype, G, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
+    auto kern = k_add_row_norm<Y, G, P, O>;
+    size_t sm = smem_for(D, reinterpret_cast<const void*>(kern));
+    kern<<<static_cast<unsigned>(R), kThreads, sm, stream()>>>(
+        static_cast<float*>(x.raw()), static_cast<const Y*>(y.raw()),
+        gate.defined() ? static_cast<const G*>(gate.raw()) : nullptr, g_per_row,
+        w.defined() ? static_cast<const P*>(w.raw()) : nullptr, b.defined() ? static_cast<const P*>(b.raw()) : nullptr,
+        static_cast<O*>(o.raw()), D, eps, mode, per_row);
+  }))));
+  X2V_LAUNCH_CHECK();
+  return o;
+}
+
 }  // namespace
+
+Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
+                      float eps, DType out) {
+  return add_row_norm(x, y, gate, weight, bias, eps, 0, out, "add_layer_norm");
+}
+
+Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
+                               const Tensor& scale, float eps, DType out) {
+  return add_row_norm(x, y, gate, shift, scale, eps, 1, out, "add_layer_norm_modulate");
+}
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, DType out) {
   return row_norm(x, weight, bias, eps, 0, out, "layer_norm");
