@@ -2,10 +2,11 @@
 //
 // Images are u8 tensors [H, W, 3] (RGB, row-major, HWC) on the host. Decoding gives what the
 // reference's `PIL.Image.open(path).convert("RGB")` gives (checked byte for byte against PIL 9.4
-// for JPEG baseline/progressive/gray and 1/8-bit gray, gray+alpha, palette+tRNS, RGBA PNGs):
-// gray is replicated, palettes expanded, alpha dropped (not composited), 16-bit RGB(A) samples
-// keep their high byte. One deliberate difference: PIL clips 16-bit gray to 255 (a white image);
-// x2v keeps the high byte there too. EXIF orientation is not applied (the reference does not).
+// for baseline/progressive/4:4:4/gray JPEGs and 1-bit, gray+alpha, palette+tRNS, RGBA and
+// 16-bit RGB(A) PNGs): gray is replicated, palettes expanded, alpha dropped (not composited),
+// 16-bit RGB(A) samples keep their high byte. One deliberate difference: PIL clips 16-bit gray to
+// 255 (a white image); x2v keeps the high byte there too. EXIF orientation is not applied (the
+// reference does not apply it either).
 #pragma once
 
 #include <cstddef>
