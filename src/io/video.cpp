@@ -657,6 +657,10 @@ DecodedVideo read_video(const std::string& path, int64_t max_frames) {
   avcodec_send_packet(cc.c, nullptr);
   receive();
 
+  // The container's sample table says how many frames there are: fewer means the data was cut.
+  if (out.info.frames > 0 && count < out.info.frames)
+    fail(ErrorKind::BadFile, path, " is truncated: ", count, " of its ", out.info.frames,
+         " frames could be decoded; the copy or the encode did not finish");
   out.info.frames = count;
   out.frames = Tensor::empty({count, h, w, 3}, DType::U8);
   if (count) std::memcpy(out.frames.data<uint8_t>(), pixels.data(), pixels.size());
