@@ -194,6 +194,7 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
 
   // The DiT's configuration first (cheap), so the text embeddings can be checked against it.
   wan::DitConfig dit_cfg;
+  bool have_cfg = false;
   {
     std::shared_ptr<io::WeightStore> store = io::open_weights(files.dit);
     wan::DitConfigFields given;
@@ -201,6 +202,7 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
     wan::Layout l = wan::detect(*store);
     if (!l.diffusers && l.prefix.empty()) {
       dit_cfg = wan::resolve_dit_config(given, *store);
+      have_cfg = true;
       if (i2v != dit_cfg.takes_y())
         fail(ErrorKind::InvalidArgument, files.dit_config.empty() ? files.dit : files.dit_config, " says model_type \"",
              dit_cfg.model_type, "\", which does not fit --task ", task_name(s.task));
@@ -232,6 +234,12 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
       context_null = t5.encode(tok, s.negative_prompt);
       st.progress(2);
     }
+  }
+
+  if (have_cfg) {  // before the image encoder and the DiT are loaded
+    context = check_context(context, "the prompt's text embedding", dit_cfg.text_dim, dit_cfg.text_len);
+    if (s.cfg)
+      context_null = check_context(context_null, "the negative prompt's text embedding", dit_cfg.text_dim, dit_cfg.text_len);
   }
 
   // 2. Image conditioning (I2V): size from the image, CLIP features, the VAE-encoded first frame.
