@@ -131,6 +131,19 @@ TEST(GenerateCli, ConfigFileKeysAndWarnings) {
   EXPECT_NE(r.out.find("1 steps"), std::string::npos) << r.out;
 }
 
+TEST(GenerateCli, NegativeEmbeddingOnlyWhenGuided) {
+  const std::string dir = test::temp_dir();
+  const std::string emb = dir + "/cond_only.safetensors";
+  io::write_safetensors(emb, {{"context", io::SafeTensors::open(fx("e2e_t2v.io.safetensors")).get("context")}});
+  const std::string common = "--dit " + fx("dit_t2v.safetensors") + " --vae " + fx("vae.safetensors") +
+                             " --text-embeddings " + emb + " --size 32x32 --frames 5 --steps 1 --output-tensor " + dir;
+  CliRun r = gen(common + "/a.safetensors --guide-scale 1");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = gen(common + "/b.safetensors");
+  EXPECT_EQ(r.rc, 3) << r.out;
+  EXPECT_NE(r.out.find("context_null"), std::string::npos) << r.out;
+}
+
 TEST(GenerateCli, DistilledStepList) {
   const std::string dir = test::temp_dir();
   CliRun r = gen(fixture_t2v(dir) + " --size 32x32 --frames 5 --step-list 1000,750,500,250 --seed 1 --output-tensor " +

@@ -98,6 +98,20 @@ TEST(GenerateE2E, I2VUniPC) {
   test::expect_close(video, ref, 1e-3, "e2e_i2v video");
 }
 
+// The same run described by a LightX2V-style config file instead of flags.
+TEST(GenerateE2E, T2VFromLightX2VConfig) {
+  const std::string dir = test::temp_dir();
+  const std::string io = fx("e2e_t2v.io.safetensors");
+  std::ofstream(dir + "/run.json") << R"({"infer_steps": 6, "sample_shift": 5.0, "sample_guide_scale": 5.0,
+      "enable_cfg": true, "target_height": 32, "target_width": 48, "target_video_length": 9, "fps": 16})";
+  Tensor video = run_generate("--config " + dir + "/run.json --dit " + fx("dit_t2v.safetensors") + " --dit-config " +
+                                  dit_config("dit_t2v", dir) + " --vae " + fx("vae.safetensors") +
+                                  " --text-embeddings " + io + " --noise " + io,
+                              dir + "/video.safetensors");
+  ASSERT_TRUE(video.defined());
+  test::expect_close(video, io::SafeTensors::open(io).get("video"), 1e-3, "e2e_t2v video from a config file");
+}
+
 // The same T2V run without guidance differs from the fixture: the test above would notice a
 // pipeline that ignored the unconditional pass.
 TEST(GenerateE2E, GuidanceMatters) {
