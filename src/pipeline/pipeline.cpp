@@ -169,7 +169,10 @@ void check_outputs(const GenerateSettings& s) {
     fail(ErrorKind::InvalidArgument, "-o and --output-tensor name the same file ", s.output);
 }
 
-GenerateResult generate(const GenerateSettings& s, Progress* obs) {
+GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::atomic<bool>* cancel) {
+  auto poll = [cancel] {
+    if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
+  };
   GenerateResult res;
   res.seed = s.seed;
   res.frames = s.frames;
@@ -221,15 +224,18 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
   // 1. Text.
   Tensor context, context_null;
   if (!s.text_embeddings.empty()) {
+    poll();
     Stage st(res, obs, "text embeddings", 0);
     context = read_named(s.text_embeddings, "context", "--text-embeddings");
     if (s.cfg) context_null = read_named(s.text_embeddings, "context_null", "--text-embeddings");
   } else {
+    poll();
     Stage st(res, obs, "text encoder", s.cfg ? 2 : 1);
     wan::Tokenizer tok = wan::Tokenizer::open(files.tokenizer);
     wan::T5Encoder t5 = wan::T5Encoder::load(files.t5);
     context = t5.encode(tok, s.prompt);
     st.progress(1);
+    poll();
     if (s.cfg) {
       context_null = t5.encode(tok, s.negative_prompt);
       st.progress(2);
@@ -248,9 +254,11 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
   const int width = i2v ? sz.width() : s.width, height = i2v ? sz.height() : s.height;
   if (i2v) {
     if (!s.clip_embeddings.empty()) {
+      poll();
       Stage st(res, obs, "image embeddings", 0);
       clip_fea = read_named(s.clip_embeddings, "clip_context", "--clip-embeddings");
     } else {
+      poll();
       Stage st(res, obs, "image encoder", 0);
       wan::EncoderConfigJson user;
       if (!files.clip_config.empty()) user = wan::EncoderConfigJson(files.clip_config);
@@ -262,10 +270,14 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
       fail(ErrorKind::InvalidArgument, "the CLIP image features are ", clip_fea.desc(),
            "; the Wan2.1 I2V DiT takes [257, 1280] (ViT-H/14 tokens)");
     {
+      poll();
       Stage st(res, obs, "VAE encode", 0);
       vae.emplace(load_vae(files.vae));
       Tensor video_in = i2v_vae_input(image, s.frames, height, width);
-      Tensor latent = vae->encode(video_in, [&](int64_t done, int64_t total) { st.progress(done, total); });
+      Tensor latent = vae->encode(video_in, [&](int64_t done, int64_t total) {
+        st.progress(done, total);
+        poll();
+      });
       Tensor mask = i2v_mask(s.frames, sz.lat_h, sz.lat_w);
       y = ops::concat({mask, latent.to(DType::F32)}, 0);
     }
@@ -281,6 +293,7 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
   dopt.matmul_dtype = s.device == Device::CPU ? DType::F32 : DType::BF16;
   std::optional<wan::DitModel> dit;
   {
+    poll();
     Stage st(res, obs, "load DiT", 0);
     dit.emplace(wan::DitModel::load(files.dit, files.dit_config, dopt));
   }
@@ -304,6 +317,7 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
 
   // 5. Denoising.
   {
+    poll();
     Stage st(res, obs, "denoise", s.sampler.steps);
     std::unique_ptr<sched::Sampler> sampler = sched::make_sampler(s.sampler);
     const Device dev = s.device;
@@ -321,21 +335,27 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs) {
       }
       x = sampler->step(v, x);
       st.progress(k + 1);
+      poll();
     }
   }
   dit.reset();  // the DiT's memory is not needed for decoding
 
   // 6. Decode.
   {
+    poll();
     Stage st(res, obs, "VAE decode", 0);
     if (!vae) vae.emplace(load_vae(files.vae));
     res.video = vae->decode(x.to(Device::CPU).to(DType::F32), nullptr,
-                            [&](int64_t done, int64_t total) { st.progress(done, total); })
+                            [&](int64_t done, int64_t total) {
+        st.progress(done, total);
+        poll();
+      })
                     .to(DType::F32);
   }
 
   // 7. Outputs, each written to a temporary name and renamed.
   {
+    poll();
     Stage st(res, obs, "write", 0);
     if (!s.output_tensor.empty()) {
       io::write_safetensors(s.output_tensor, {{"video", res.video}},

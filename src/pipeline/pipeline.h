@@ -10,7 +10,9 @@
 // guide scale of 1 run one pass per step.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,9 +37,17 @@ struct GenerateResult {
   std::vector<std::string> written;  // the output files, in the order they were written
 };
 
+// Thrown when the run was cancelled (see generate's `cancel`); nothing was written.
+struct Cancelled : std::runtime_error {
+  Cancelled() : std::runtime_error("cancelled") {}
+};
+
 // Runs a resolved request end to end and writes its outputs (each whole or not at all). Stages
-// and denoising steps are reported to `progress` (may be null).
-GenerateResult generate(const GenerateSettings& s, Progress* progress = nullptr);
+// and denoising steps are reported to `progress` (may be null). When `cancel` becomes true (a
+// signal handler, a server's cancel request) the run stops at the next step or chunk and throws
+// Cancelled.
+GenerateResult generate(const GenerateSettings& s, Progress* progress = nullptr,
+                        const std::atomic<bool>* cancel = nullptr);
 
 // Checks before any work that every output can be written: the folder exists and is writable, the
 // extension is known, MP4 support is built in. InvalidArgument / Io / Unsupported.

@@ -2,6 +2,8 @@
 // and sampler APIs: distilled models take one DiT pass per step-list entry (no guidance), a guide
 // scale of 1 skips the unconditional pass, and otherwise guidance is two passes combined as
 // v_u + g·(v_c − v_u). Also what the pipeline reports to a Progress.
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -133,6 +135,28 @@ TEST(PipelineSampling, GuidanceIsTwoPassesAndProgressIsReported) {
   ASSERT_EQ(res.stages.size(), begun.size());
   EXPECT_EQ(res.written, std::vector<std::string>{s.output_tensor});
   EXPECT_GT(res.peak_host_bytes, 0u);
+}
+
+// Cancelling stops the run at the next step or VAE chunk with Cancelled, and nothing is written.
+TEST(PipelineSampling, CancelLeavesNoOutput) {
+  for (const char* when : {"denoise", "VAE decode"}) {
+    Fixture f;
+    GenerateRequest r = f.request();
+    r.steps = 3;
+    r.output = f.dir + "/video.mp4";
+    GenerateSettings s = resolve(r);
+    std::atomic<bool> cancel{false};
+    int steps_after = 0;
+    CallbackProgress p([&](const ProgressEvent& e) {
+      if (cancel && e.kind == ProgressEvent::Step) ++steps_after;
+      if (e.stage == when && e.kind == ProgressEvent::Step && e.done == 1) cancel = true;
+    });
+    EXPECT_THROW(generate(s, &p, &cancel), Cancelled) << when;
+    EXPECT_EQ(steps_after, 0) << when;  // no step ran after the one that set the flag
+    std::vector<std::string> left;
+    for (const auto& e : std::filesystem::directory_iterator(f.dir)) left.push_back(e.path().filename().string());
+    EXPECT_EQ(left, std::vector<std::string>{"config.json"}) << when;
+  }
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // x2v generate: a prompt (and an image) in, a video out — Wan2.1 T2V and I2V end to end.
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -69,6 +71,17 @@ std::vector<int> parse_step_list(const std::string& s) {
   }
   if (out.empty()) fail(ErrorKind::InvalidArgument, "--step-list is empty; e.g. 1000,750,500,250");
   return out;
+}
+
+// The first Ctrl-C (or SIGTERM) asks the run to stop at the next step, so that the temporary
+// output files are removed on the way out; a second one kills the process.
+std::atomic<bool> g_cancel{false};
+
+extern "C" void on_interrupt(int sig) {
+  if (g_cancel.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
 }
 
 int run_generate(Options& o) {
@@ -157,7 +170,15 @@ int run_generate(Options& o) {
                    "(Euler, no guidance)\n",
                    dit.c_str());
   }
-  pipeline::GenerateResult res = pipeline::generate(s, progress.get());
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  pipeline::GenerateResult res;
+  try {
+    res = pipeline::generate(s, progress.get(), &g_cancel);
+  } catch (const pipeline::Cancelled&) {
+    std::fprintf(stderr, "\nx2v: interrupted; nothing was written\n");
+    return 130;
+  }
 
   if (progress) {
     std::fprintf(stderr, "x2v: %dx%d, %d frames at %d fps\n", res.width, res.height, res.frames, s.fps);
