@@ -2,6 +2,7 @@
 #include <exception>
 #include <map>
 
+#include "api/status.h"
 #include "command.h"
 #include "core/error.h"
 
@@ -11,22 +12,6 @@ std::vector<Command>& commands() {
   return c;
 }
 }  // namespace x2v::cli
-
-namespace {
-int exit_code(x2v::ErrorKind k) {
-  switch (k) {
-    case x2v::ErrorKind::InvalidArgument: return 2;
-    case x2v::ErrorKind::NotFound: return 3;
-    case x2v::ErrorKind::BadFile: return 4;
-    case x2v::ErrorKind::Unsupported: return 5;
-    case x2v::ErrorKind::Io: return 6;
-    case x2v::ErrorKind::OutOfMemory: return 7;
-    case x2v::ErrorKind::Device: return 8;
-    case x2v::ErrorKind::Internal: return 70;
-  }
-  return 1;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"x2v: video diffusion inference (Wan2.1 / Wan2.2)"};
@@ -47,7 +32,7 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return act();
   } catch (const x2v::Error& e) {
     std::fprintf(stderr, "x2v: error (%s): %s\n", x2v::error_kind_name(e.kind()), e.what());
-    return exit_code(e.kind());
+    return x2v::api::status_code(e.kind());  // the C API's codes
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "x2v: error: out of host memory\n");
     return 7;
