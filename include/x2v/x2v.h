@@ -97,7 +97,10 @@ int x2v_options_set_int(x2v_options* options, const char* key, int64_t value);
 int x2v_options_set_double(x2v_options* options, const char* key, double value);
 /* Puts the key back to its default. */
 int x2v_options_unset(x2v_options* options, const char* key);
-/* A JSON object of options (see above); its keys are applied in order, over earlier settings. */
+/* A JSON object of options (see above); its keys are applied in order, over earlier settings, and
+ * null puts a key back to its default. LightX2V keys are checked as they are set, by the pipeline's
+ * config reader: X2V_OK, X2V_ERR_INVALID_ARGUMENT, or X2V_ERR_UNSUPPORTED (say "model_cls":
+ * "wan2.2_moe"). On failure the handle is left as it was. */
 int x2v_options_set_json(x2v_options* options, const char* json);
 
 /* ---- progress */
