@@ -127,6 +127,12 @@ typedef struct x2v_result x2v_result;
 int x2v_generate(const x2v_options* options, x2v_progress_fn progress, void* user_data, x2v_result** result,
                  char* error, size_t error_size);
 
+/* Asks the generation running now (in any thread) to stop at its next step or VAE chunk; its
+ * x2v_generate then returns X2V_ERR_CANCELLED and writes nothing. Returns 1 if a generation was
+ * running, 0 if none was (a later one is not affected). Callable from any thread, including the
+ * progress callback; not from a signal handler. */
+int x2v_cancel(void);
+
 void x2v_result_free(x2v_result* result);
 /* The files written (the video file or frame folder, the output tensor), in order. */
 size_t x2v_result_output_count(const x2v_result* result);

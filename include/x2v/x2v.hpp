@@ -152,4 +152,10 @@ struct Result {
 // Exception; nothing is written when it throws.
 Result generate(const Options& options, const ProgressCallback& progress = {});
 
+// Asks the generation running now (called from any thread) to stop at its next step or VAE chunk;
+// its generate() then throws Exception(Status::Cancelled) and writes nothing. Returns false when
+// no generation is running (a later one is not affected). Any thread may call it, including the
+// progress callback; not a signal handler.
+bool cancel();
+
 }  // namespace x2v

@@ -380,6 +380,8 @@ int x2v_generate(const x2v_options* options, x2v_progress_fn progress, void* use
   }
 }
 
+int x2v_cancel(void) { return x2v::cancel() ? 1 : 0; }
+
 void x2v_result_free(x2v_result* result) { delete result; }
 
 size_t x2v_result_output_count(const x2v_result* r) { return r ? r->r.outputs.size() : 0; }

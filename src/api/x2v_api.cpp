@@ -3,6 +3,7 @@
 // defaults), resolve() and check_outputs() check it, pipeline::generate() runs it.
 #include <stdlib.h>
 
+#include <atomic>
 #include <exception>
 #include <filesystem>
 #include <mutex>
@@ -144,6 +145,9 @@ std::mutex& generate_mutex() {
   return m;
 }
 thread_local bool t_in_generate = false;
+// The generation running now (there is at most one) watches this flag; cancel() raises it.
+std::atomic<bool> g_cancel{false};
+std::atomic<bool> g_running{false};
 
 struct TempDir {
   std::string path;
@@ -176,7 +180,7 @@ Result run(const Options& o, const ProgressCallback& progress, std::exception_pt
       }
       s.model.model_dir = tmpl;
     }
-    pipeline::GenerateResult g = pipeline::generate(s, adapter.get());
+    pipeline::GenerateResult g = pipeline::generate(s, adapter.get(), &g_cancel);
     out.outputs = g.written;
     for (const auto& st : g.stages) out.stages.push_back({st.name, st.seconds});
     out.width = g.width;
@@ -213,19 +217,32 @@ const char* status_name(Status s) {
   return "unknown";
 }
 
+bool cancel() {
+  if (!g_running) return false;
+  g_cancel = true;
+  return true;
+}
+
 Result generate(const Options& options, const ProgressCallback& progress) {
   if (t_in_generate)
     throw Exception(Status::InvalidArgument, "x2v::generate called from its own progress callback; generations run one at a time");
   std::lock_guard<std::mutex> lock(generate_mutex());
   t_in_generate = true;
+  g_cancel = false;
+  g_running = true;
   struct Reset {
-    ~Reset() { t_in_generate = false; }
+    ~Reset() {
+      g_running = false;
+      t_in_generate = false;
+    }
   } reset;
   std::exception_ptr callback_error;
   try {
     return run(options, progress, callback_error);
   } catch (const CallbackThrew&) {
     std::rethrow_exception(callback_error);  // the progress callback's own exception, unchanged
+  } catch (const pipeline::Cancelled&) {
+    throw Exception(Status::Cancelled, "cancelled (x2v::cancel / x2v_cancel); nothing was written");
   } catch (const Error& e) {
     throw Exception(static_cast<Status>(api::status_code(e.kind())), e.what());
   } catch (const std::bad_alloc&) {

@@ -4,6 +4,7 @@
 // and run.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -245,6 +246,43 @@ TEST(Api, ConcurrentCallsRunOneAtATime) {
   EXPECT_TRUE(fs::exists(dir + "/a.mp4") || !x2v::io::can_write_video_files());
 }
 
+TEST(Api, CancelFromAnotherThread) {
+  const std::string dir = x2v::test::temp_dir();
+  EXPECT_FALSE(x2v::cancel());  // nothing is running
+  std::atomic<bool> at_step{false}, cancelled{false};
+  std::exception_ptr error;
+  int64_t last = 0;
+  std::thread worker([&] {
+    try {
+      x2v::generate(small_demo(dir + "/x.mp4"), [&](const x2v::ProgressInfo& p) {
+        if (p.stage != "denoise" || p.event != x2v::ProgressInfo::Event::Step) return;
+        last = p.step;
+        if (p.step == 1) {  // hold the run here until the other thread has cancelled it
+          at_step = true;
+          for (int i = 0; i < 6000 && !cancelled; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+      });
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  for (int i = 0; i < 60000 && !at_step; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(at_step);
+  EXPECT_TRUE(x2v::cancel());
+  cancelled = true;
+  worker.join();
+  ASSERT_TRUE(error) << "generate() finished despite cancel()";
+  try {
+    std::rethrow_exception(error);
+  } catch (const x2v::Exception& e) {
+    EXPECT_EQ(e.status(), x2v::Status::Cancelled);
+    EXPECT_NE(std::string(e.what()).find("cancelled"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(last, 1);  // stopped at the next step
+  EXPECT_TRUE(fs::is_empty(dir));
+  EXPECT_FALSE(x2v::cancel());  // it is over
+}
+
 // ------------------------------------------------------------------------------------------- C
 
 TEST(CApi, SettersCheckKeysAndTypesOnly) {
@@ -419,6 +457,37 @@ TEST(CApi, CallbackCancels) {
   EXPECT_EQ(x2v_generate(o, at_end, &after, &r, err, sizeof err), X2V_ERR_CANCELLED);
   EXPECT_EQ(after, 0);  // the next event (the DiT's loading) did not reach the callback
   EXPECT_TRUE(fs::is_empty(dir));
+  x2v_options_free(o);
+}
+
+TEST(CApi, CancelStopsOnlyTheRunningGeneration) {
+  const std::string dir = x2v::test::temp_dir();
+  EXPECT_EQ(x2v_cancel(), 0);  // nothing is running
+  x2v_options* o = x2v_options_new();
+  ASSERT_NE(o, nullptr);
+  ASSERT_EQ(x2v_options_set_json(o, R"({"demo": true, "size": "64x48", "frames": 5, "steps": 3})"), X2V_OK);
+  ASSERT_EQ(x2v_options_set_string(o, "output", (dir + "/c.mp4").c_str()), X2V_OK);
+  // x2v_cancel from the callback (as from any other thread): the run stops after that step.
+  int result[2] = {-1, 0};  // x2v_cancel's answer, the last denoising step seen
+  auto cb = [](void* ud, int event, const char* stage, int64_t step, int64_t, double) -> int {
+    int* r = static_cast<int*>(ud);
+    if (event != X2V_PROGRESS_STEP || std::string(stage) != "denoise") return 0;
+    r[1] = static_cast<int>(step);
+    if (step == 1) r[0] = x2v_cancel();
+    return 0;
+  };
+  char err[256];
+  EXPECT_EQ(x2v_generate(o, cb, result, nullptr, err, sizeof err), X2V_ERR_CANCELLED);
+  EXPECT_EQ(result[0], 1);
+  EXPECT_EQ(result[1], 1);
+  EXPECT_NE(std::string(err).find("cancelled"), std::string::npos) << err;
+  EXPECT_TRUE(fs::is_empty(dir));
+  // The next generation is not affected.
+  x2v_result* r = nullptr;
+  ASSERT_EQ(x2v_generate(o, nullptr, nullptr, &r, err, sizeof err), X2V_OK) << err;
+  EXPECT_EQ(x2v_result_output_count(r), 1u);
+  EXPECT_TRUE(fs::exists(dir + "/c.mp4") || !x2v::io::can_write_video_files());
+  x2v_result_free(r);
   x2v_options_free(o);
 }
 
