@@ -314,6 +314,23 @@ std::string train_demo_tokenizer(int vocab_size) {
   return proto;
 }
 
+void apply_demo_defaults(GenerateRequest& r) {
+  if (!r.model.model_dir.empty() || !r.model.dit.empty())
+    fail(ErrorKind::InvalidArgument, "--demo builds its own tiny model; drop --model-dir / --dit");
+  if (r.prompt.empty() && r.text_embeddings.empty()) r.prompt = kDemoPrompt;
+  if (!r.width && !r.height && !r.max_area) {
+    if (r.task == Task::T2V) {
+      r.width = kDemoWidth;
+      r.height = kDemoHeight;
+    } else {
+      r.max_area = int64_t{kDemoWidth} * kDemoHeight;
+    }
+  }
+  if (!r.frames) r.frames = kDemoFrames;
+  if (!r.steps && r.step_list.empty()) r.steps = kDemoSteps;
+  if (!r.seed) r.seed = 42;
+}
+
 DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed, bool i2v) {
   DemoModelInfo info;
   info.dir = dir;

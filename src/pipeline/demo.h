@@ -71,4 +71,9 @@ DemoModelInfo write_demo_model(const std::string& dir, uint64_t seed = 2024, boo
 inline constexpr int kDemoWidth = 256, kDemoHeight = 160, kDemoFrames = 17, kDemoSteps = 10;
 inline constexpr const char* kDemoPrompt = "a red fox running through fresh snow at sunrise, cinematic";
 
+struct GenerateRequest;
+// Fills what a demo request left open with the demo's settings (prompt, size or pixel budget,
+// frames, steps unless a step list is given, seed 42); InvalidArgument if it names a model.
+void apply_demo_defaults(GenerateRequest& r);
+
 }  // namespace x2v::pipeline

@@ -40,6 +40,8 @@ std::string dit_config(const std::string& dit, const std::string& dir) {
   return path;
 }
 
+void expect_refused(const std::string& args, int rc, const std::string& needle);
+
 // The fixture T2V model with the fixture's text embeddings: a complete, quick request.
 std::string fixture_t2v(const std::string& dir) {
   return "--dit " + fx("dit_t2v.safetensors") + " --dit-config " + dit_config("dit_t2v", dir) + " --vae " +
@@ -66,6 +68,16 @@ TEST(GenerateCli, DemoWritesAnMp4) {
   ASSERT_EQ(v.frames.shape(), (Shape{9, 48, 64, 3}));
   // Only the MP4 is left: no temporary files, the demo folder is gone.
   EXPECT_EQ(entries(dir), std::vector<std::string>{"demo.mp4"});
+}
+
+TEST(GenerateCli, DemoDistilledToFrames) {
+  const std::string dir = test::temp_dir();
+  CliRun r = gen("--demo --step-list 1000,750,500,250 --size 32x32 --frames 5 -o " + dir + "/frames/");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("euler 4 steps"), std::string::npos) << r.out;
+  EXPECT_EQ(entries(dir + "/frames").size(), 5u);
+  // A demo with a model of one's own is a contradiction.
+  expect_refused("--demo --model-dir " + dir + " -o @OUT/v.mp4", 2, "--demo");
 }
 
 TEST(GenerateCli, DemoImageToVideo) {

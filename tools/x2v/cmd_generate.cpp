@@ -116,7 +116,6 @@ int run_generate(Options& o) {
   else fail(ErrorKind::InvalidArgument, "--device ", o.device, ": use cpu or cuda");
 
   // The demo: a tiny random model written to a temporary folder, then the normal loading path.
-  std::string demo_dir;
   struct Cleanup {
     std::string dir;
     ~Cleanup() {
@@ -124,16 +123,7 @@ int run_generate(Options& o) {
       if (!dir.empty()) fs::remove_all(dir, ec);
     }
   } cleanup;
-  if (o.demo) {
-    if (!r.model.model_dir.empty() || !r.model.dit.empty())
-      fail(ErrorKind::InvalidArgument, "--demo builds its own tiny model; drop --model-dir / --dit");
-    if (r.prompt.empty()) r.prompt = pipeline::kDemoPrompt;
-    if (!r.width && r.task == pipeline::Task::T2V) r.width = pipeline::kDemoWidth, r.height = pipeline::kDemoHeight;
-    if (!r.width && !r.max_area && r.task == pipeline::Task::I2V) r.max_area = int64_t{pipeline::kDemoWidth} * pipeline::kDemoHeight;
-    if (!r.frames) r.frames = pipeline::kDemoFrames;
-    if (!r.steps) r.steps = pipeline::kDemoSteps;
-    if (!r.seed) r.seed = 42;
-  }
+  if (o.demo) pipeline::apply_demo_defaults(r);
   // Everything is checked before the demo model is built or any weight is read.
   pipeline::GenerateSettings s = pipeline::resolve(r);
   pipeline::check_outputs(s);
