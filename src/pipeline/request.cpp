@@ -165,6 +165,9 @@ GenerateSettings resolve(const GenerateRequest& r) {
   // Guidance is distilled into step-distilled models (LightX2V: enable_cfg false); a scale of 1
   // makes the unconditional pass cancel out, so it is skipped.
   s.cfg = r.enable_cfg.value_or(!distilled) && s.guide_scale != 1.0;
+  if (distilled && !r.enable_cfg && r.guide_scale && *r.guide_scale != 1.0)
+    s.notes.push_back("--guide-scale is ignored: a step-distilled model runs without guidance (LightX2V's "
+                      "enable_cfg false); set \"enable_cfg\": true in --config to force it");
 
   if (r.seed && *r.seed < 0) {
     s.seed = random_seed();

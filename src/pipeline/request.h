@@ -84,6 +84,8 @@ struct GenerateSettings {
   std::string text_embeddings, clip_embeddings, noise;
   std::string output, output_tensor;
   Device device = Device::CPU;
+  // Options that were valid but had no effect, for the user to see (the CLI prints them).
+  std::vector<std::string> notes;
 
   int latent_frames() const { return (frames - 1) / 4 + 1; }
 };

@@ -89,6 +89,14 @@ TEST(Settings, DistilledAndCfgPolicy) {
   r.enable_cfg = true;
   EXPECT_TRUE(resolve(r).cfg);
 
+  EXPECT_TRUE(s.notes.empty());
+  r.enable_cfg.reset();
+  r.guide_scale = 5.0;
+  s = resolve(r);
+  EXPECT_FALSE(s.cfg);
+  ASSERT_EQ(s.notes.size(), 1u);
+  EXPECT_NE(s.notes[0].find("--guide-scale is ignored"), std::string::npos);
+
   r = t2v();
   r.solver = sched::Solver::Euler;
   s = resolve(r);

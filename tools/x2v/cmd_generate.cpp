@@ -127,6 +127,7 @@ int run_generate(Options& o) {
   // Everything is checked before the demo model is built or any weight is read.
   pipeline::GenerateSettings s = pipeline::resolve(r);
   pipeline::check_outputs(s);
+  for (const auto& n : s.notes) std::fprintf(stderr, "x2v: note: %s\n", n.c_str());
   std::unique_ptr<TerminalProgress> progress;
   if (!o.quiet) progress = std::make_unique<TerminalProgress>(stderr);
   if (o.demo) {
