@@ -161,6 +161,9 @@ void check_norms() {
         Tensor xc = host_random({D, R}), g = host_random({D});
         report("channel_rms_norm", "C" + std::to_string(D) + " N" + std::to_string(R), dt,
                ops::channel_rms_norm(dev(xc, dt), dev(g, dt)), ops::channel_rms_norm(xc, g), tol_for(dt));
+        report("channel_rms_norm_silu", "C" + std::to_string(D) + " N" + std::to_string(R), dt,
+               ops::cuda::channel_rms_norm_silu(dev(xc, dt), dev(g, DType::F32)),
+               ops::silu(ops::channel_rms_norm(xc, g)), tol_for(dt, 1e-5));
       });
     }
 }

@@ -450,6 +450,184 @@ void bench_dit_model(const BenchOptions& o) {
   cuda::empty_cache();
 }
 
+// ---- Wan2.1 VAE decoder (wan-spec §5.3) with random bf16 weights, decoded one latent frame at a time
+// with the reference's causal caches (2 frames per temporal conv), as the reference schedules it.
+// Leaves out the middle AttentionBlock (single head of 384 channels over one frame's 6240 pixels:
+// about 1 % of the decoder's FLOPs; no CUDA attention kernel takes head dim 384 yet).
+struct CConv {  // a causal conv with its frame cache
+  Tensor w, b;
+  int kt = 3, ph = 1;
+  Tensor cache;
+  Tensor operator()(const Tensor& x) {
+    Tensor in = cache.defined() ? oc::concat({cache, x}, 1) : x;
+    const int cached = cache.defined() ? static_cast<int>(cache.size(1)) : 0;
+    const int front = std::max(0, kt - 1 - cached);
+    if (kt > 1) {
+      const int64_t T = in.size(1), keep = std::min<int64_t>(2, T);
+      cache = oc::narrow(in, 1, T - keep, T);
+    }
+    return oc::conv3d(in, w, b, {1, 1, 1}, {front, 0, ph, ph, ph, ph});
+  }
+};
+struct ResB {
+  Tensor g1, g2;
+  CConv c1, c2;
+  std::unique_ptr<CConv> sc;
+};
+struct Up {
+  std::unique_ptr<CConv> time;  // upsample3d
+  Tensor w, b;                  // the spatial conv 3×3 (C → C/2)
+};
+struct VaeDec {
+  CConv conv1;
+  std::vector<ResB> middle;
+  std::vector<std::vector<ResB>> stages;
+  std::vector<Up> ups;
+  Tensor head_g;
+  CConv head;
+};
+
+CConv make_cconv(int64_t out, int64_t in, int kt, int k, uint64_t& s) {
+  CConv c;
+  const float a = 1.f / std::sqrt(static_cast<float>(in * kt * k * k));
+  c.w = rnd({out, in, kt, k, k}, DType::BF16, s++, a);
+  c.b = rnd({out}, DType::F32, s++, 0.02f);
+  c.kt = kt;
+  c.ph = k / 2;
+  return c;
+}
+ResB make_res(int64_t in, int64_t out, uint64_t& s) {
+  ResB r;
+  r.g1 = make_vec(in, s, 1.f, 0.1f);
+  r.g2 = make_vec(out, s, 1.f, 0.1f);
+  r.c1 = make_cconv(out, in, 3, 3, s);
+  r.c2 = make_cconv(out, out, 3, 3, s);
+  if (in != out) r.sc = std::make_unique<CConv>(make_cconv(out, in, 1, 1, s));
+  return r;
+}
+
+Tensor norm_silu(const Tensor& x, const Tensor& g) {
+  const Shape sh = x.shape();
+  return oc::channel_rms_norm_silu(x.reshape({sh[0], -1}), g).reshape(sh);
+}
+Tensor res_fwd(ResB& r, const Tensor& x) {
+  Tensor h = r.c2(norm_silu(r.c1(norm_silu(x, r.g1)), r.g2));
+  return oc::binary(h, r.sc ? (*r.sc)(x) : x, oc::Binary::Add);
+}
+Tensor up_fwd(Up& u, const Tensor& x, bool first_chunk) {
+  Tensor y = x;
+  if (u.time) {
+    if (first_chunk) {
+      // The reference's first chunk skips the time conv and only primes its cache state.
+    } else {
+      const int64_t C = x.size(0), n = x.size(1), H = x.size(2), W = x.size(3);
+      Tensor t = (*u.time)(x);  // [2C, n, H, W]: channels [0:C] → frame 2i, [C:2C] → frame 2i+1
+      y = oc::permute(t.reshape({2, C, n, H * W}), {1, 2, 0, 3}).reshape({C, 2 * n, H, W});
+    }
+  }
+  y = oc::upsample_nearest2x(y);
+  return oc::conv3d(y, u.w, u.b, {1, 1, 1}, {0, 0, 1, 1, 1, 1});
+}
+
+VaeDec make_vae_dec(uint64_t s) {
+  VaeDec d;
+  d.conv1 = make_cconv(384, 16, 3, 3, s);
+  d.middle.push_back(make_res(384, 384, s));
+  d.middle.push_back(make_res(384, 384, s));
+  const int64_t in_ch[4] = {384, 192, 192, 96}, out_ch[4] = {384, 384, 192, 96};
+  for (int i = 0; i < 4; ++i) {
+    std::vector<ResB> st;
+    for (int j = 0; j < 3; ++j) st.push_back(make_res(j == 0 ? in_ch[i] : out_ch[i], out_ch[i], s));
+    d.stages.push_back(std::move(st));
+    if (i < 3) {
+      Up u;
+      const int64_t C = out_ch[i];
+      if (i < 2) u.time = std::make_unique<CConv>(make_cconv(2 * C, C, 3, 1, s));
+      if (u.time) u.time->ph = 0;
+      u.w = rnd({C / 2, C, 1, 3, 3}, DType::BF16, s++, 1.f / std::sqrt(static_cast<float>(C * 9)));
+      u.b = rnd({C / 2}, DType::F32, s++, 0.02f);
+      d.ups.push_back(std::move(u));
+    }
+  }
+  d.head_g = make_vec(96, s, 1.f, 0.1f);
+  d.head = make_cconv(3, 96, 3, 3, s);
+  return d;
+}
+
+// z [16, T, h, w] (bf16) → video [3, 1 + 4(T−1), 8h, 8w] (f32, clamped).
+Tensor vae_decode(VaeDec& d, const Tensor& z) {
+  const int64_t T = z.size(1);
+  // The video is written into its final buffer chunk by chunk (no list of chunks and concatenation,
+  // which would hold the output twice at the peak).
+  Tensor video = Tensor::empty({3, 1 + 4 * (T - 1), 8 * z.size(2), 8 * z.size(3)}, DType::F32, Device::CUDA);
+  int64_t t0 = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor x = d.conv1(oc::narrow(z, 1, t, t + 1));
+    for (ResB& r : d.middle) x = res_fwd(r, x);
+    for (size_t i = 0; i < d.stages.size(); ++i) {
+      for (ResB& r : d.stages[i]) x = res_fwd(r, x);
+      if (i < d.ups.size()) x = up_fwd(d.ups[i], x, t == 0);
+    }
+    x = d.head(norm_silu(x, d.head_g));
+    Tensor f = oc::clamp(x2v::cuda::convert(x, DType::F32), -1.f, 1.f);
+    for (int64_t c = 0; c < 3; ++c) video[c].slice(t0, t0 + f.size(1)).copy_from(f[c]);
+    t0 += f.size(1);
+  }
+  return video;
+}
+
+void bench_vae(const BenchOptions& o) {
+  struct R {
+    const char* name;
+    int64_t T, h, w;
+  };
+  for (const R& r : {R{"480p", 21, 60, 104}, R{"720p", 21, 90, 160}}) {
+    if (!has(o.res, r.name)) continue;
+    cuda::empty_cache();
+    Tensor z = rnd({16, r.T, r.h, r.w}, DType::BF16, 31, 1.f);
+    Tensor out;
+    VaeDec d = make_vae_dec(9000);
+    cuda::synchronize();
+    const size_t wbytes = cuda::mem_stats().in_use;
+    auto run = [&] {
+      VaeDec fresh_caches = std::move(d);
+      auto clear = [](CConv& c) { c.cache = Tensor(); };
+      clear(fresh_caches.conv1);
+      clear(fresh_caches.head);
+      for (auto& rb : fresh_caches.middle) clear(rb.c1), clear(rb.c2);
+      for (auto& st : fresh_caches.stages)
+        for (auto& rb : st) clear(rb.c1), clear(rb.c2);
+      for (auto& u : fresh_caches.ups)
+        if (u.time) clear(*u.time);
+      out = Tensor();
+      out = vae_decode(fresh_caches, z);
+      d = std::move(fresh_caches);
+    };
+    run();
+    cuda::synchronize();
+    cuda::reset_peak();
+    double ms;
+    try {
+      ms = time_ms(std::max(1, o.reps - 1), run);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "vae   %s: %s\n", r.name, e.what());
+      emit({{"bench", "vae_decode"}, {"res", r.name}, {"error", e.what()}});
+      continue;
+    }
+    cuda::MemStats st = cuda::mem_stats();
+    std::fprintf(stderr, "vae   decode %-5s latent %lldx%lldx%lld -> %s: %8.1f ms  peak %.2f GiB (weights %.2f GiB, output %.2f GiB)\n",
+                 r.name, (long long)r.T, (long long)r.h, (long long)r.w, shape_str(out.shape()).c_str(), ms,
+                 static_cast<double>(st.peak_in_use) / (1 << 30), static_cast<double>(wbytes) / (1 << 30),
+                 static_cast<double>(out.nbytes()) / (1 << 30));
+    emit({{"bench", "vae_decode"}, {"res", r.name}, {"latent", {r.T, r.h, r.w}}, {"frames", out.size(1)},
+          {"ms", ms}, {"peak_gib", static_cast<double>(st.peak_in_use) / (1 << 30)},
+          {"weights_gib", static_cast<double>(wbytes) / (1 << 30)},
+          {"output_gib", static_cast<double>(out.nbytes()) / (1 << 30)}, {"dtype", "bf16"},
+          {"note", "synthetic Wan2.1 decoder, middle attention block left out"}});
+  }
+  cuda::empty_cache();
+}
+
 // ---- conv3d at the VAE decoder's shapes (one latent-frame chunk and its upsampled sizes)
 void bench_conv(const BenchOptions& o) {
   struct Cv {
@@ -494,6 +672,7 @@ int run_bench(const BenchOptions& o) {
   if (has(o.what, "dit")) bench_dit(o);
   if (has(o.what, "dit-model")) bench_dit_model(o);
   if (has(o.what, "conv")) bench_conv(o);
+  if (has(o.what, "vae")) bench_vae(o);
   return 0;
 }
 
@@ -508,7 +687,7 @@ int run_bench(const BenchOptions&) {
 Register reg({"bench", "GPU timings as JSON lines: GEMM and attention ceilings, DiT forward, VAE convolutions",
               [](CLI::App& sub) -> std::function<int()> {
                 auto o = std::make_shared<BenchOptions>();
-                sub.add_option("--what", o->what, "comma list of gemm, attn, dit, dit-model, conv (or all)");
+                sub.add_option("--what", o->what, "comma list of gemm, attn, dit, dit-model, conv, vae (or all)");
                 sub.add_option("--models", o->models, "DiT sizes: 1.3b, 14b");
                 sub.add_option("--res", o->res, "resolutions: 480p, 720p (add 720p-1.3b for 1.3B at 720p)");
                 sub.add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 100));

@@ -88,6 +88,8 @@ Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tens
 Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
                                const Tensor& scale, float eps, DType out);
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
+// SiLU(channel_rms_norm(x, gamma)) in one pass (the VAE's norm → SiLU pairs).
+Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma);
 // Wan's q/k path fused: RMSNorm over the full row x [L, H·D] (normalized value rounded to bf16,
 // then times weight), then the 3D RoPE of each head; bf16 [L, H, D] out, ready for attention.
 Tensor rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, int64_t heads, int64_t F,

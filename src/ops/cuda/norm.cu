@@ -59,7 +59,7 @@ __global__ void k_row_norm(const X* x, const P* w, const P* b, O* y, int64_t D, 
 // x [C, N]: y = x / max(‖x[:, n]‖, 1e-12) · sqrt(C) · gamma[c]. Threads run along n (contiguous),
 // so each pass over c reads coalesced rows.
 template <class X, class G>
-__global__ void k_channel_rms(const X* x, const G* g, X* y, int64_t C, int64_t N) {
+__global__ void k_channel_rms(const X* x, const G* g, X* y, int64_t C, int64_t N, bool silu) {
   for (int64_t n = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; n < N; n += int64_t(gridDim.x) * blockDim.x) {
     float ss = 0.f;
     for (int64_t c = 0; c < C; ++c) {
@@ -67,7 +67,10 @@ __global__ void k_channel_rms(const X* x, const G* g, X* y, int64_t C, int64_t N
       ss += v * v;
     }
     float inv = sqrtf(static_cast<float>(C)) / fmaxf(sqrtf(ss), 1e-12f);
-    for (int64_t c = 0; c < C; ++c) dev::st(y, c * N + n, dev::ld(x, c * N + n) * inv * dev::ld(g, c));
+    for (int64_t c = 0; c < C; ++c) {
+      float v = dev::ld(x, c * N + n) * inv * dev::ld(g, c);
+      dev::st(y, c * N + n, silu ? dev::silu(v) : v);
+    }
   }
 }
 
@@ -223,7 +226,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, DType out) {
   return row_norm(x, weight, Tensor(), eps, 2, out, "rms_norm");
 }
 
-Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) {
+namespace {
+Tensor channel_rms_impl(const Tensor& x, const Tensor& gamma, bool silu) {
   x2v::cuda::require_float(x, "channel_rms_norm", "x");
   x2v::cuda::require_float(gamma, "channel_rms_norm", "gamma");
   if (x.dim() < 1 || gamma.numel() != x.size(0))
@@ -233,10 +237,15 @@ Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) {
   if (!N || !C) return y;
   X2V_DISPATCH_FLOAT(x.dtype(), X, X2V_DISPATCH_FLOAT(gamma.dtype(), G, {
     k_channel_rms<<<x2v::cuda::grid_for(N, 256), 256, 0, stream()>>>(
-        static_cast<const X*>(x.raw()), static_cast<const G*>(gamma.raw()), static_cast<X*>(y.raw()), C, N);
+        static_cast<const X*>(x.raw()), static_cast<const G*>(gamma.raw()), static_cast<X*>(y.raw()), C, N, silu);
   }));
   X2V_LAUNCH_CHECK();
   return y;
 }
+}  // namespace
+
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) { return channel_rms_impl(x, gamma, false); }
+// The VAE's RMS_norm → SiLU pair of every residual block and head, in one pass.
+Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma) { return channel_rms_impl(x, gamma, true); }
 
 }  // namespace x2v::ops::cuda
