@@ -1,6 +1,6 @@
 // The C++ API (include/x2v/x2v.hpp) on top of the pipeline: Options become a GenerateRequest the
 // way `x2v generate` builds one (LightX2V config first, explicit options over it, the demo's
-// defaults), resolve() and check_outputs() check it, pipeline::generate() runs it.
+// defaults from the pipeline), resolve() and check_outputs() check it, pipeline::generate() runs it.
 #include <stdlib.h>
 
 #include <atomic>
@@ -81,18 +81,7 @@ pipeline::GenerateRequest to_request(const Options& o, std::vector<std::string>&
   r.output_tensor = o.output_tensor;
   r.device = parse_device(o.device);
 
-  if (o.demo) {  // the demo's defaults, as `x2v generate --demo`
-    if (!r.model.model_dir.empty() || !r.model.dit.empty())
-      fail(ErrorKind::InvalidArgument, "demo builds its own tiny model; leave model.dir / model.dit empty");
-    if (r.prompt.empty() && r.text_embeddings.empty()) r.prompt = pipeline::kDemoPrompt;
-    if (!r.width && !r.height && r.task == pipeline::Task::T2V)
-      r.width = pipeline::kDemoWidth, r.height = pipeline::kDemoHeight;
-    if (!r.width && !r.max_area && r.task == pipeline::Task::I2V)
-      r.max_area = int64_t{pipeline::kDemoWidth} * pipeline::kDemoHeight;
-    if (!r.frames) r.frames = pipeline::kDemoFrames;
-    if (!r.steps && r.step_list.empty()) r.steps = pipeline::kDemoSteps;
-    if (!r.seed) r.seed = 42;
-  }
+  if (o.demo) pipeline::apply_demo_defaults(r);  // as `x2v generate --demo`
   return r;
 }
 
