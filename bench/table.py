@@ -31,3 +31,5 @@ for r in rows:
     elif b == "vae_decode" and "ms" in r:
         print(f"{b:11s} {r['res']:28s} {r['frames']:3d} frames {r['ms']:8.1f} ms peak {r['peak_gib']:.2f} GiB "
               f"(output {r['output_gib']:.2f} GiB)")
+    elif b == "t5" and "ms" in r:
+        print(f"{b:11s} {'umt5-xxl 512 tokens':28s} layers {r['layers']:3d} {r['ms']:8.2f} ms peak {r['peak_gib']:.1f} GiB")

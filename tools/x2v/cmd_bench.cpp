@@ -628,6 +628,59 @@ void bench_vae(const BenchOptions& o) {
   cuda::empty_cache();
 }
 
+// ---- umT5-XXL encoder (wan-spec §3.1) with random bf16 weights, 512 tokens: 24 layers of RMSNorm,
+// self-attention with a per-layer relative-position bias (64 heads of 64, no scaling), gated-GELU FFN.
+// The biased attention goes to the backend's own kernel (cuDNN's path here takes no bias yet).
+void bench_t5(const BenchOptions& o) {
+  const int64_t L = 512, d = 4096, H = 64, Dh = 64, F = 10240, layers = o.layers > 0 ? o.layers : 24;
+  cuda::empty_cache();
+  uint64_t s = 7000;
+  struct Layer {
+    Tensor n1, n2, q, k, v, o, wi0, wi1, wo, bias;
+  };
+  auto W = [&](int64_t out, int64_t in) { return rnd({out, in}, DType::BF16, s++, 1.f / std::sqrt(float(in))); };
+  std::vector<Layer> ls;
+  for (int64_t i = 0; i < layers; ++i) {
+    Layer l;
+    l.n1 = make_vec(d, s, 1.f, 0.1f), l.n2 = make_vec(d, s, 1.f, 0.1f);
+    l.q = W(d, d), l.k = W(d, d), l.v = W(d, d), l.o = W(d, d);
+    l.wi0 = W(F, d), l.wi1 = W(F, d), l.wo = W(d, F);
+    l.bias = rnd({H, L, L}, DType::F32, s++, 1.f);
+    ls.push_back(std::move(l));
+  }
+  Tensor fin = make_vec(d, s, 1.f, 0.1f);
+  cuda::synchronize();
+  const size_t wbytes = cuda::mem_stats().in_use;
+  Tensor emb = rnd({L, d}, DType::F32, 55, 1.f), out;
+  auto run = [&] {
+    Tensor x = emb.clone();
+    for (const Layer& l : ls) {
+      Tensor h = oc::rms_norm(x, l.n1, 1e-6f, DType::BF16);
+      Tensor q = oc::linear(h, l.q, {}, Act::None, DType::BF16).reshape({L, H, Dh});
+      Tensor k = oc::linear(h, l.k, {}, Act::None, DType::BF16).reshape({L, H, Dh});
+      Tensor v = oc::linear(h, l.v, {}, Act::None, DType::BF16).reshape({L, H, Dh});
+      Tensor a = oc::attention(q, k, v, 1.f, l.bias, {}).reshape({L, d});
+      oc::add_(x, oc::linear(a, l.o, {}, Act::None, DType::BF16));
+      h = oc::rms_norm(x, l.n2, 1e-6f, DType::BF16);
+      Tensor g = oc::binary(oc::linear(h, l.wi0, {}, Act::GeluTanh, DType::BF16),
+                            oc::linear(h, l.wi1, {}, Act::None, DType::BF16), oc::Binary::Mul);
+      oc::add_(x, oc::linear(g, l.wo, {}, Act::None, DType::BF16));
+    }
+    out = oc::rms_norm(x, fin, 1e-6f, DType::BF16);
+  };
+  cuda::reset_peak();
+  const double ms = time_ms(o.reps + 2, run);
+  cuda::MemStats st = cuda::mem_stats();
+  std::fprintf(stderr, "t5    umt5-xxl encoder, %lld layers, %lld tokens: %8.2f ms  peak %.2f GiB (weights %.2f GiB)\n",
+               (long long)layers, (long long)L, ms, static_cast<double>(st.peak_in_use) / (1 << 30),
+               static_cast<double>(wbytes) / (1 << 30));
+  emit({{"bench", "t5"}, {"layers", layers}, {"tokens", L}, {"ms", ms},
+        {"peak_gib", static_cast<double>(st.peak_in_use) / (1 << 30)},
+        {"weights_gib", static_cast<double>(wbytes) / (1 << 30)},
+        {"note", "synthetic umT5-XXL encoder from the CUDA ops; biased attention on the own kernel"}});
+  cuda::empty_cache();
+}
+
 // ---- conv3d at the VAE decoder's shapes (one latent-frame chunk and its upsampled sizes)
 void bench_conv(const BenchOptions& o) {
   struct Cv {
@@ -673,6 +726,7 @@ int run_bench(const BenchOptions& o) {
   if (has(o.what, "dit-model")) bench_dit_model(o);
   if (has(o.what, "conv")) bench_conv(o);
   if (has(o.what, "vae")) bench_vae(o);
+  if (has(o.what, "t5")) bench_t5(o);
   return 0;
 }
 
@@ -687,7 +741,7 @@ int run_bench(const BenchOptions&) {
 Register reg({"bench", "GPU timings as JSON lines: GEMM and attention ceilings, DiT forward, VAE convolutions",
               [](CLI::App& sub) -> std::function<int()> {
                 auto o = std::make_shared<BenchOptions>();
-                sub.add_option("--what", o->what, "comma list of gemm, attn, dit, dit-model, conv, vae (or all)");
+                sub.add_option("--what", o->what, "comma list of gemm, attn, dit, dit-model, conv, vae, t5 (or all)");
                 sub.add_option("--models", o->models, "DiT sizes: 1.3b, 14b");
                 sub.add_option("--res", o->res, "resolutions: 480p, 720p (add 720p-1.3b for 1.3B at 720p)");
                 sub.add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 100));
