@@ -245,6 +245,17 @@ void check_attention() {
         Tensor ref = ops::attention(q, k, v, scale, bias, mask);
         Tensor db = c.bias ? dev(bias, DType::F32) : Tensor(), dm = c.mask ? mask.to(Device::CUDA) : Tensor();
         report("attention", sh, dt, ops::attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, db, dm), ref, 2e-2);
+        if (c.bias && !c.mask) {
+          // cuDNN with the bias in its graph, where this cuDNN has an engine for it (else skipped).
+          try {
+            report("attention(cudnn+bias)", sh, dt,
+                   ops::cuda::attention_with(ops::cuda::AttnImpl::Cudnn, dev(q, dt), dev(k, dt), dev(v, dt), scale,
+                                             db, {}),
+                   ref, 2e-2);
+          } catch (const Error& e) {
+            std::printf("skip attention(cudnn+bias) %s: %s\n", sh.c_str(), e.what());
+          }
+        }
         if (!c.bias && !c.mask) {
           report("attention(own)", sh, dt,
                  ops::cuda::attention_with(ops::cuda::AttnImpl::Own, dev(q, dt), dev(k, dt), dev(v, dt), scale, {}, {}),

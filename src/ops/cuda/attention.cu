@@ -7,6 +7,7 @@
 // heuristics and may compile a kernel at run time, so the first call of a shape is slow.
 #include <cfloat>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -178,12 +179,13 @@ struct Desc {
 };
 using DescP = std::unique_ptr<Desc>;
 
-enum Uid : int64_t { kQ = 1, kK = 2, kV = 3, kO = 4, kScale = 5, kVirtual = 100 };
+enum Uid : int64_t { kQ = 1, kK = 2, kV = 3, kO = 4, kScale = 5, kBias = 6, kVirtual = 100 };
 
 struct SdpaPlan {
   std::vector<DescP> keep;  // every descriptor the plan references
   DescP plan;
   int64_t workspace = 0;
+  const char* kind = "graph";  // "graph" (composite SDPA pattern) or "fused op" (SDPA_FWD descriptor)
 };
 
 DescP tensor_desc(cudnnDataType_t t, std::vector<int64_t> dims, std::vector<int64_t> strides, int64_t uid,
@@ -289,6 +291,7 @@ bool build_unified(SdpaPlan* p, int64_t H, int64_t Lq, int64_t Lk, int64_t D, in
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
   graph.finalize();
   std::string w2;
+  p->kind = "fused op";
   if (pick_engine(graph, p, &w2)) return true;
   *why += "; fused SDPA operation: " + w2;
   return false;
@@ -300,7 +303,9 @@ bool build_unified(SdpaPlan* p, int64_t H, int64_t Lq, int64_t Lk, int64_t D, in
 }
 
 // Builds the plan; returns null (with the reason in *why) when cuDNN has no engine for it.
-std::unique_ptr<SdpaPlan> build_sdpa(int64_t H, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, std::string* why) {
+// bias_t: 0 = no bias, 1 = f32, 2 = bf16 additive bias [H, Lq, Lk] (added after the scale).
+std::unique_ptr<SdpaPlan> build_sdpa(int64_t H, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, int bias_t,
+                                     std::string* why) {
   auto p = std::make_unique<SdpaPlan>();
   auto& K = p->keep;
   const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
@@ -378,9 +383,19 @@ std::unique_ptr<SdpaPlan> build_sdpa(int64_t H, int64_t Lq, int64_t Lk, int64_t 
     ops.push_back(op.d);
   };
   matmul(q, kt, s1);
-  pointwise(CUDNN_POINTWISE_MUL, s1, &sc, s2);
-  reduction(CUDNN_REDUCE_TENSOR_MAX, s2, mx);
-  pointwise(CUDNN_POINTWISE_SUB, s2, &mx, s3);
+  Desc* logits = &s2;
+  if (bias_t) {
+    K.push_back(tensor_desc(bias_t == 2 ? bf : f32, sdim, sstr, kBias, false));
+    Desc& bias = *K.back();
+    pointwise(CUDNN_POINTWISE_MUL, s1, &sc, s2);
+    Desc& s2b = virt(f32, sdim, sstr);
+    pointwise(CUDNN_POINTWISE_ADD, s2, &bias, s2b);
+    logits = &s2b;
+  } else {
+    pointwise(CUDNN_POINTWISE_MUL, s1, &sc, s2);
+  }
+  reduction(CUDNN_REDUCE_TENSOR_MAX, *logits, mx);
+  pointwise(CUDNN_POINTWISE_SUB, *logits, &mx, s3);
   pointwise(CUDNN_POINTWISE_EXP, s3, nullptr, ex);
   reduction(CUDNN_REDUCE_TENSOR_ADD, ex, sm);
   pointwise(CUDNN_POINTWISE_DIV, ex, &sm, pr);
@@ -394,24 +409,25 @@ std::unique_ptr<SdpaPlan> build_sdpa(int64_t H, int64_t Lq, int64_t Lk, int64_t 
   graph.finalize();
 
   if (pick_engine(graph, p.get(), why)) return p;
-  *why = "SDPA graph: " + *why;
+  *why = "SDPA graph: " + (why->empty() ? std::string("cuDNN has no engine for it") : *why);
   return nullptr;
 }
 
 struct PlanCache {
   std::mutex mu;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, std::shared_ptr<SdpaPlan>> plans;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, std::string> failed;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int>, std::shared_ptr<SdpaPlan>> plans;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int>, std::string> failed;
 };
 PlanCache& plan_cache() {
   static PlanCache c;
   return c;
 }
 
-std::shared_ptr<SdpaPlan> sdpa_plan(int64_t H, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, std::string* why) {
+std::shared_ptr<SdpaPlan> sdpa_plan(int64_t H, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, int bias_t,
+                                    std::string* why) {
   PlanCache& c = plan_cache();
   std::lock_guard<std::mutex> lk(c.mu);
-  auto key = std::make_tuple(H, Lq, Lk, D, Dv);
+  auto key = std::make_tuple(H, Lq, Lk, D, Dv, bias_t);
   if (auto it = c.plans.find(key); it != c.plans.end()) return it->second;
   if (auto it = c.failed.find(key); it != c.failed.end()) {
     *why = it->second;
@@ -420,11 +436,11 @@ std::shared_ptr<SdpaPlan> sdpa_plan(int64_t H, int64_t Lq, int64_t Lk, int64_t D
   std::string reason;
   std::shared_ptr<SdpaPlan> p;
   try {
-    p = build_sdpa(H, Lq, Lk, D, Dv, &reason);
+    p = build_sdpa(H, Lq, Lk, D, Dv, bias_t, &reason);
   } catch (const Error& e) {
     reason = std::string("SDPA graph: ") + e.what();
   }
-  if (!p) {
+  if (!p && !bias_t) {
     try {
       auto u = std::make_shared<SdpaPlan>();
       if (build_unified(u.get(), H, Lq, Lk, D, Dv, &reason)) p = u;
@@ -437,6 +453,10 @@ std::shared_ptr<SdpaPlan> sdpa_plan(int64_t H, int64_t Lq, int64_t Lk, int64_t D
     *why = reason;
     return nullptr;
   }
+  if (std::getenv("X2V_CUDA_VERBOSE"))
+    std::fprintf(stderr, "x2v cuda: cuDNN %d SDPA plan H%lld Lq%lld Lk%lld D%lld%s: %s, workspace %lld\n",
+                 static_cast<int>(cudnnGetVersion()), (long long)H, (long long)Lq, (long long)Lk, (long long)D,
+                 bias_t ? " +bias" : "", p->kind, (long long)p->workspace);
   c.plans[key] = p;
   return p;
 }
@@ -447,23 +467,27 @@ int cudnn_version() { return static_cast<int>(cudnnGetVersion()); }
 
 namespace {
 
-bool cudnn_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why) {
+bool cudnn_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias, Tensor* out,
+                     std::string* why) {
   const int64_t Lq = q.size(0), H = q.size(1), D = q.size(2), Lk = k.size(0), Dv = v.size(2);
   if (D % 8 || Dv % 8 || D > 256 || Dv > 256) {
     *why = "head dims must be multiples of 8 up to 256";
     return false;
   }
-  auto plan = sdpa_plan(H, Lq, Lk, D, Dv, why);
+  // 0: no bias; 1: f32 bias; 2: bf16 bias (not the cuDNN enum: CUDNN_DATA_FLOAT is 0).
+  const int bias_t = !bias.defined() ? 0 : bias.dtype() == DType::BF16 ? 2 : 1;
+  auto plan = sdpa_plan(H, Lq, Lk, D, Dv, bias_t, why);
   if (!plan) return false;
   Tensor qb = x2v::cuda::as_bf16(q), kb = x2v::cuda::as_bf16(k), vb = x2v::cuda::as_bf16(v);
   Tensor ob = Tensor::empty({Lq, H, Dv}, DType::BF16, Device::CUDA);
   float sc = scale;
-  void* ptrs[] = {qb.raw(), kb.raw(), vb.raw(), ob.raw(), &sc};
-  int64_t uids[] = {kQ, kK, kV, kO, kScale};
+  void* ptrs[] = {qb.raw(), kb.raw(), vb.raw(), ob.raw(), &sc, bias.defined() ? bias.raw() : nullptr};
+  int64_t uids[] = {kQ, kK, kV, kO, kScale, kBias};
+  const int64_t n = bias.defined() ? 6 : 5;
   void* ws = plan->workspace ? x2v::cuda::workspace(static_cast<size_t>(plan->workspace)) : nullptr;
   Desc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 5, uids);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 5, ptrs);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
   pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
   pack.finalize();
   X2V_CUDNN_CHECK(cudnnBackendExecute(cudnn_handle(), plan->plan->d, pack.d));
@@ -506,17 +530,17 @@ Tensor attention_with(AttnImpl impl, const Tensor& q, const Tensor& k, const Ten
     Tensor o = Tensor::zeros({q.size(0), q.size(1), v.size(2)}, q.dtype(), Device::CUDA);
     return o;
   }
-  if (impl != AttnImpl::Own && !bias.defined() && !key_mask.defined()) {
+  if (impl != AttnImpl::Own && !key_mask.defined()) {
 #ifdef X2V_WITH_CUDNN
     Tensor out;
     std::string why;
-    if (cudnn_attention(q, k, v, scale, &out, &why)) return out;
+    if (cudnn_attention(q, k, v, scale, bias, &out, &why)) return out;
     if (impl == AttnImpl::Cudnn) fail(ErrorKind::Unsupported, "cuDNN attention: ", why);
 #else
     if (impl == AttnImpl::Cudnn) fail(ErrorKind::Unsupported, "cuDNN attention: this build has no cuDNN");
 #endif
   } else if (impl == AttnImpl::Cudnn) {
-    fail(ErrorKind::Unsupported, "cuDNN attention: bias and key masks go to the own kernel");
+    fail(ErrorKind::Unsupported, "cuDNN attention: key masks go to the own kernel");
   }
   return own_attention(q, k, v, scale, bias, key_mask);
 }

@@ -108,8 +108,9 @@ Tensor clamp(const Tensor& x, float lo, float hi);
 void gated_add_(Tensor& x, const Tensor& y, const Tensor& gate);
 void add_(Tensor& x, const Tensor& y);
 
-// attention.cu. cuDNN's fused flash attention (bf16, head dim ≤ 128 and a multiple of 8, no bias or
-// mask) when available, else the backend's own kernel, which also handles bias and key masks.
+// attention.cu. cuDNN's fused flash attention (bf16, head dims multiples of 8 up to 256; an additive
+// bias [H, Lq, Lk] through its graph API) when available, else the backend's own kernel, which also
+// handles key masks. X2V_CUDA_VERBOSE=1 prints which cuDNN path each shape got.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
                  const Tensor& key_mask);
 enum class AttnImpl { Auto, Cudnn, Own };
