@@ -102,8 +102,12 @@ __global__ void k_attention(const T* q, const T* k, const T* v, T* o, const B* b
   }
 }
 
+Tensor materialized_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
+                              const Tensor& keep);
+
+// allow_gemm: short sequences may take the materialized path (two GEMMs and a softmax) instead.
 Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
-                     const Tensor& key_mask) {
+                     const Tensor& key_mask, bool allow_gemm) {
   const int64_t Lq = q.size(0), H = q.size(1), D = q.size(2), Lk = k.size(0), Dv = v.size(2);
   if (D > kMaxD || Dv > kMaxD)
     fail(ErrorKind::Unsupported, "CUDA attention: head dims ", D, "/", Dv, " exceed ", kMaxD);
@@ -118,6 +122,8 @@ Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
     for (int64_t j = 0; j < Lk; ++j) h.data<uint8_t>()[j] = mv[static_cast<size_t>(j)] != 0.f;
     keep = h.to(Device::CUDA);
   }
+  // Scores of at most 256 MiB (f32) are cheaper through two GEMMs than through the SIMT kernel.
+  if (allow_gemm && H * Lq * Lk <= (int64_t(64) << 20)) return materialized_attention(q, kk, vv, scale, bias, keep);
   const size_t smem = sizeof(float) * static_cast<size_t>(kTile * (D + 1) + kTile * Dv + kWarps * D);
   dim3 grid(static_cast<unsigned>((Lq + kWarps - 1) / kWarps), static_cast<unsigned>(H));
   if (H > 65535) fail(ErrorKind::Unsupported, "CUDA attention: ", H, " heads");
@@ -136,6 +142,63 @@ Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   X2V_DISPATCH_FLOAT(q.dtype(), T, X2V_DISPATCH_FLOAT(bt, B, run(T{}, B{})));
   X2V_LAUNCH_CHECK();
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Short sequences with a bias or key mask (T5: 512 tokens, 64 heads, per-layer position bias):
+// the scores fit in memory, so S = Q·Kᵀ and P·V go through cuBLASLt and only the softmax is ours.
+// One block per score row: logits = scale·s + bias, masked keys at the lowest value, softmax in f32,
+// P written in bf16 for the second GEMM.
+template <class B>
+__global__ void k_softmax_rows(const float* S, const B* bias, const uint8_t* keep, __nv_bfloat16* P, int64_t Lk,
+                               float scale) {
+  __shared__ float red[32];
+  const int64_t r = blockIdx.x;
+  const float* s = S + r * Lk;
+  const B* b = bias ? bias + r * Lk : nullptr;
+  float mx = -FLT_MAX;
+  for (int64_t j = threadIdx.x; j < Lk; j += blockDim.x) {
+    float v = s[j] * scale + (b ? dev::ld(b, j) : 0.f);
+    if (keep && !keep[j]) v = -FLT_MAX;
+    mx = fmaxf(mx, v);
+  }
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+  __syncthreads();
+  mx = -FLT_MAX;
+  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) mx = fmaxf(mx, red[w]);
+  float sum = 0.f;
+  for (int64_t j = threadIdx.x; j < Lk; j += blockDim.x) {
+    float v = s[j] * scale + (b ? dev::ld(b, j) : 0.f);
+    if (keep && !keep[j]) v = -FLT_MAX;
+    sum += __expf(v - mx);
+  }
+  const float inv = 1.f / dev::block_sum(sum, red);
+  for (int64_t j = threadIdx.x; j < Lk; j += blockDim.x) {
+    float v = s[j] * scale + (b ? dev::ld(b, j) : 0.f);
+    if (keep && !keep[j]) v = -FLT_MAX;
+    P[r * Lk + j] = __float2bfloat16_rn(__expf(v - mx) * inv);
+  }
+}
+
+Tensor materialized_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
+                              const Tensor& keep) {
+  const int64_t Lq = q.size(0), H = q.size(1), Lk = k.size(0), Dv = v.size(2);
+  Tensor qh = permute(x2v::cuda::as_bf16(q), {1, 0, 2}), kh = permute(x2v::cuda::as_bf16(k), {1, 0, 2});
+  Tensor S = matmul_nt(qh, kh, DType::F32);  // [H, Lq, Lk]
+  Tensor P = Tensor::empty({H, Lq, Lk}, DType::BF16, Device::CUDA);
+  auto run = [&](auto tb) {
+    using B = decltype(tb);
+    k_softmax_rows<B><<<static_cast<unsigned>(H * Lq), 256, 0, stream()>>>(
+        static_cast<const float*>(S.raw()), bias.defined() ? static_cast<const B*>(bias.raw()) : nullptr,
+        keep.defined() ? static_cast<const uint8_t*>(keep.raw()) : nullptr, static_cast<__nv_bfloat16*>(P.raw()), Lk,
+        scale);
+  };
+  X2V_DISPATCH_FLOAT(bias.defined() ? bias.dtype() : DType::F32, B, run(B{}));
+  X2V_LAUNCH_CHECK();
+  Tensor vt = permute(x2v::cuda::as_bf16(v), {1, 2, 0});  // [H, Dv, Lk]
+  Tensor oh = matmul_nt(P, vt, q.dtype());                   // [H, Lq, Dv]
+  return permute(oh, {1, 0, 2}).reshape({Lq, H, Dv});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,7 +605,7 @@ Tensor attention_with(AttnImpl impl, const Tensor& q, const Tensor& k, const Ten
   } else if (impl == AttnImpl::Cudnn) {
     fail(ErrorKind::Unsupported, "cuDNN attention: key masks go to the own kernel");
   }
-  return own_attention(q, k, v, scale, bias, key_mask);
+  return own_attention(q, k, v, scale, bias, key_mask, impl == AttnImpl::Auto);
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,

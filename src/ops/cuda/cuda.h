@@ -74,6 +74,7 @@ namespace x2v::ops::cuda {
 // linear.cu (cuBLASLt). Bias and tanh-GELU are fused in the GEMM epilogue.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act, DType out);
 Tensor matmul_nt(const Tensor& a, const Tensor& b);
+Tensor matmul_nt(const Tensor& a, const Tensor& b, DType out);
 
 // norm.cu
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, DType out);

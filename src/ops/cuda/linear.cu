@@ -190,8 +190,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, Act act, DTy
   return y;
 }
 
-Tensor matmul_nt(const Tensor& a, const Tensor& b) {
+Tensor matmul_nt(const Tensor& a, const Tensor& b) { return matmul_nt(a, b, a.defined() ? a.dtype() : DType::F32); }
+
+Tensor matmul_nt(const Tensor& a, const Tensor& b, DType out) {
   x2v::cuda::require_float(a, "matmul_nt", "a");
+  if (out != DType::F32 && out != DType::BF16)
+    fail(ErrorKind::Unsupported, "matmul_nt: CUDA output dtype ", dtype_name(out), " (f32 or bf16)");
   x2v::cuda::require_float(b, "matmul_nt", "b");
   const bool batched = a.dim() == 3;
   if (a.dim() != b.dim() || (a.dim() != 2 && a.dim() != 3) || a.size(-1) != b.size(-1) ||
@@ -200,14 +204,14 @@ Tensor matmul_nt(const Tensor& a, const Tensor& b) {
          " do not match ([B, M, K], [B, N, K])");
   const int64_t B = batched ? a.size(0) : 1, M = a.size(-2), K = a.size(-1), N = b.size(-2);
   Shape os = batched ? Shape{B, M, N} : Shape{M, N};
-  Tensor c = Tensor::empty(os, a.dtype(), Device::CUDA);
+  Tensor c = Tensor::empty(os, out, Device::CUDA);
   if (c.numel() == 0) return c;
   if (K == 0) {
     c.fill_zero();
     return c;
   }
   Tensor ab = x2v::cuda::as_bf16(a), bb = x2v::cuda::as_bf16(b);
-  gemm(bb.raw(), ab.raw(), c.raw(), nullptr, M, N, K, B, a.dtype(), CUBLASLT_EPILOGUE_DEFAULT, a.dtype());
+  gemm(bb.raw(), ab.raw(), c.raw(), nullptr, M, N, K, B, out, CUBLASLT_EPILOGUE_DEFAULT, out);
   return c;
 }
 
