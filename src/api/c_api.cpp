@@ -204,7 +204,9 @@ void set(x2v_options* options, const char* key, const Value* v) {
          "\"; see include/x2v/x2v.h for the keys (LightX2V config keys go through x2v_options_set_json)");
 }
 
-Value from_json(const std::string& key, const nlohmann::ordered_json& j) {
+// Not named from_json: an unqualified call with a json argument would also find nlohmann's from_json
+// templates by argument-dependent lookup, which newer nlohmann versions turn into a hard error.
+Value option_value(const std::string& key, const nlohmann::ordered_json& j) {
   Value v;
   if (j.is_string()) v.s = j.get<std::string>();
   else if (j.is_boolean()) v.type = Value::Bool, v.b = j.get<bool>();
@@ -213,7 +215,7 @@ Value from_json(const std::string& key, const nlohmann::ordered_json& j) {
   else if (j.is_array() && key == "step_list") {
     v.type = Value::IntList;
     for (const auto& e : j) {
-      Value x = from_json(key, e);
+      Value x = option_value(key, e);
       if (x.type == Value::IntList) fail(ErrorKind::InvalidArgument, "option \"step_list\" takes a list of integers");
       v.list.push_back(as_int(key, x));
     }
@@ -242,7 +244,7 @@ void set_json(x2v_options* options, const char* text) {
       if (!apply(o, k, nullptr)) lightx2v.erase(k);
       continue;
     }
-    const Value v = from_json(k, it.value());
+    const Value v = option_value(k, it.value());
     if (!apply(o, k, &v)) lightx2v[it.key()] = nlohmann::json::parse(it.value().dump());
   }
   if (!lightx2v.empty()) {
