@@ -36,6 +36,12 @@ TEST(CliInfo, FixtureWeightFiles) {
       {"wan21/clip.fp16.pth", "model: CLIP ViT-H/14 vision tower"},
       {"wan21/vae.safetensors", "model: Wan2.1 VAE"},
       {"wan21/vae.fp32.pth", "model: Wan2.1 VAE"},
+      {"wan22/vae22.safetensors", "model: Wan2.2 VAE"},
+      // The configuration each loader infers (the fixtures' meta.json holds the same values).
+      {"wan21/t5.safetensors", "config: vocab 512, dim 64, dim_attn 64, dim_ffn 160, num_heads 4, num_layers 2"},
+      {"wan21/clip.fp16.pth", "config: dim 80, image_size 28, patch_size 14, num_layers 3, mlp_dim 320"},
+      {"wan21/vae.fp32.pth", "config: Wan2.1 VAE, dim 16, z_dim 16, dim_mult [1, 2, 4, 4], num_res_blocks 2"},
+      {"wan22/vae22.safetensors", "config: Wan2.2 VAE, dim 16, dec_dim 24, z_dim 48"},
   };
   for (const auto& [f, expect] : files) {
     SCOPED_TRACE(f);
