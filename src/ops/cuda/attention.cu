@@ -204,24 +204,6 @@ Tensor materialized_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 // ---------------------------------------------------------------------------------------------
 #ifdef X2V_WITH_CUDNN
 
-#define X2V_CUDNN_CHECK(call)                                                                              \
-  do {                                                                                                     \
-    cudnnStatus_t s_ = (call);                                                                             \
-    if (s_ != CUDNN_STATUS_SUCCESS)                                                                        \
-      ::x2v::fail(::x2v::ErrorKind::Device, #call " failed: ", cudnnGetErrorString(s_), " (", __FILE__, ":", \
-                  __LINE__, ")");                                                                          \
-  } while (0)
-
-cudnnHandle_t cudnn_handle() {
-  static std::once_flag once;
-  static cudnnHandle_t h = nullptr;
-  std::call_once(once, [] {
-    X2V_CUDNN_CHECK(cudnnCreate(&h));
-    X2V_CUDNN_CHECK(cudnnSetStream(h, stream()));
-  });
-  return h;
-}
-
 // An owned backend descriptor.
 struct Desc {
   cudnnBackendDescriptor_t d = nullptr;
@@ -270,7 +252,7 @@ DescP tensor_desc(cudnnDataType_t t, std::vector<int64_t> dims, std::vector<int6
 // Runs the heuristics on a finalized operation graph and keeps the first engine config that
 // finalizes into an execution plan.
 bool pick_engine(Desc& graph, SdpaPlan* p, std::string* why) {
-  cudnnHandle_t h = cudnn_handle();
+  cudnnHandle_t h = x2v::cuda::cudnn();
   auto& K = p->keep;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
@@ -349,7 +331,7 @@ bool build_unified(SdpaPlan* p, int64_t H, int64_t Lq, int64_t Lk, int64_t D, in
   op.finalize();
   K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
   Desc& graph = *K.back();
-  cudnnHandle_t h = cudnn_handle();
+  cudnnHandle_t h = x2v::cuda::cudnn();
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &op.d);
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
   graph.finalize();
@@ -466,7 +448,7 @@ std::unique_ptr<SdpaPlan> build_sdpa(int64_t H, int64_t Lq, int64_t Lk, int64_t 
 
   K.push_back(std::make_unique<Desc>(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
   Desc& graph = *K.back();
-  cudnnHandle_t h = cudnn_handle();
+  cudnnHandle_t h = x2v::cuda::cudnn();
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(ops.size()), ops.data());
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
   graph.finalize();
@@ -553,7 +535,7 @@ bool cudnn_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
   pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
   pack.finalize();
-  X2V_CUDNN_CHECK(cudnnBackendExecute(cudnn_handle(), plan->plan->d, pack.d));
+  X2V_CUDNN_CHECK(cudnnBackendExecute(x2v::cuda::cudnn(), plan->plan->d, pack.d));
   *out = q.dtype() == DType::BF16 ? ob : x2v::cuda::convert(ob, q.dtype());
   return true;
 }

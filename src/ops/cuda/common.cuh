@@ -6,6 +6,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#ifdef X2V_WITH_CUDNN
+#include <cudnn.h>
+#endif
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -30,10 +33,24 @@
                   __FILE__, ":", __LINE__, ")");                                                        \
   } while (0)
 
+#ifdef X2V_WITH_CUDNN
+#define X2V_CUDNN_CHECK(call)                                                                              \
+  do {                                                                                                     \
+    cudnnStatus_t s_ = (call);                                                                             \
+    if (s_ != CUDNN_STATUS_SUCCESS)                                                                        \
+      ::x2v::fail(::x2v::ErrorKind::Device, #call " failed: ", cudnnGetErrorString(s_), " (", __FILE__, ":", \
+                  __LINE__, ")");                                                                          \
+  } while (0)
+#endif
+
 namespace x2v::cuda {
 
 cudaStream_t stream();
 cublasLtHandle_t cublaslt();
+#ifdef X2V_WITH_CUDNN
+// One cuDNN handle on stream(), shared by attention and convolution.
+cudnnHandle_t cudnn();
+#endif
 // A scratch buffer for library workspaces, valid until the next call on the stream that asks for more.
 void* workspace(size_t bytes);
 int sm_count();

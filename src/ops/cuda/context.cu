@@ -232,6 +232,18 @@ void init() {
   if (!c.ok) fail(ErrorKind::Device, "the CUDA backend failed to initialize earlier in this process");
 }
 
+#ifdef X2V_WITH_CUDNN
+cudnnHandle_t cudnn() {
+  static std::once_flag once;
+  static cudnnHandle_t h = nullptr;
+  std::call_once(once, [] {
+    X2V_CUDNN_CHECK(cudnnCreate(&h));
+    X2V_CUDNN_CHECK(cudnnSetStream(h, stream()));
+  });
+  return h;
+}
+#endif
+
 cudaStream_t stream() {
   init();
   return ctx().stream;

@@ -53,24 +53,6 @@ __global__ void k_upsample2x(const T* x, T* y, int64_t outer, int64_t H, int64_t
 }
 
 #ifdef X2V_WITH_CUDNN
-#define X2V_CUDNN_CHECK(call)                                                                              \
-  do {                                                                                                     \
-    cudnnStatus_t s_ = (call);                                                                             \
-    if (s_ != CUDNN_STATUS_SUCCESS)                                                                        \
-      ::x2v::fail(::x2v::ErrorKind::Device, #call " failed: ", cudnnGetErrorString(s_), " (", __FILE__, ":", \
-                  __LINE__, ")");                                                                          \
-  } while (0)
-
-cudnnHandle_t handle() {
-  static std::once_flag once;
-  static cudnnHandle_t h = nullptr;
-  std::call_once(once, [] {
-    X2V_CUDNN_CHECK(cudnnCreate(&h));
-    X2V_CUDNN_CHECK(cudnnSetStream(h, stream()));
-  });
-  return h;
-}
-
 struct ConvPlan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
@@ -109,7 +91,7 @@ const ConvPlan& conv_plan(DType dt, int64_t C, int64_t T, int64_t H, int64_t W, 
   X2V_CUDNN_CHECK(cudnnSetTensorNdDescriptor(p.y, t, 5, yd, ys));
   cudnnConvolutionFwdAlgoPerf_t perf[8];
   int n = 0;
-  X2V_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, 8, &n, perf));
+  X2V_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(x2v::cuda::cudnn(), p.x, p.w, p.conv, p.y, 8, &n, perf));
   bool found = false;
   for (int i = 0; i < n && !found; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
@@ -169,7 +151,7 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
   const ConvPlan& p = conv_plan(x.dtype(), C, T, H, W, O, kt, kh, kw, stride, sym);
   void* ws = p.workspace ? x2v::cuda::workspace(p.workspace) : nullptr;
   const float one = 1.f, zero = 0.f;
-  X2V_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, p.x, xin.raw(), p.w, wc.raw(), p.conv, p.algo, ws,
+  X2V_CUDNN_CHECK(cudnnConvolutionForward(x2v::cuda::cudnn(), &one, p.x, xin.raw(), p.w, wc.raw(), p.conv, p.algo, ws,
                                           p.workspace, &zero, p.y, y.raw()));
 #else
   (void)C;
