@@ -124,13 +124,12 @@ size_t smem_for(int64_t D, const void* kernel) {
   return bytes;
 }
 
-Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, int mode, DType out,
-                const char* op) {
-  x2v::cuda::require_float(x, op, "x");
-  if (x.dim() < 1) fail(ErrorKind::InvalidArgument, op, ": x ", x.desc(), " has no last dim");
-  const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
-  bool per_row = false;
+// The norm's weight/bias (mode 0) or shift/scale (mode 1) against x [.., D]: one dtype, each a row
+// [D] or (mode 1) one row per token. Returns whether they are per token.
+bool check_norm_params(const Tensor& x, const Tensor& w, const Tensor& b, int mode, const char* op) {
+  const int64_t D = x.size(-1);
   const Tensor& pt = w.defined() ? w : b;
+  bool per_row = false;
   for (const Tensor* t : {&w, &b}) {
     if (!t->defined()) continue;
     x2v::cuda::require_float(*t, op, "parameter");
@@ -143,6 +142,16 @@ Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, in
   }
   if (mode == 1 && (!w.defined() || !b.defined() || w.numel() != b.numel()))
     fail(ErrorKind::InvalidArgument, op, ": shift and scale must both be given with one shape");
+  return per_row;
+}
+
+Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, int mode, DType out,
+                const char* op) {
+  x2v::cuda::require_float(x, op, "x");
+  if (x.dim() < 1) fail(ErrorKind::InvalidArgument, op, ": x ", x.desc(), " has no last dim");
+  const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
+  const bool per_row = check_norm_params(x, w, b, mode, op);
+  const Tensor& pt = w.defined() ? w : b;
   Tensor y = Tensor::empty(x.shape(), out, Device::CUDA);
   if (!R || !D) return y;
   const DType ptype = pt.defined() ? pt.dtype() : DType::F32;
@@ -172,19 +181,8 @@ Tensor add_row_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor
     else if (gate.numel() != D)
       fail(ErrorKind::InvalidArgument, op, ": gate ", gate.desc(), " for x ", x.desc());
   }
-  bool per_row = false;
+  const bool per_row = check_norm_params(x, w, b, mode, op);
   const Tensor& pt = w.defined() ? w : b;
-  for (const Tensor* t : {&w, &b}) {
-    if (!t->defined()) continue;
-    x2v::cuda::require_float(*t, op, "parameter");
-    if (t->dtype() != pt.dtype()) fail(ErrorKind::InvalidArgument, op, ": parameters differ in dtype");
-    if (mode == 1 && t->numel() == x.numel() && t->numel() != D)
-      per_row = true;
-    else if (t->numel() != D)
-      fail(ErrorKind::InvalidArgument, op, ": parameter ", t->desc(), " does not match x ", x.desc());
-  }
-  if (mode == 1 && (!w.defined() || !b.defined() || w.numel() != b.numel()))
-    fail(ErrorKind::InvalidArgument, op, ": shift and scale must both be given with one shape");
   Tensor o = Tensor::empty(x.shape(), out, Device::CUDA);
   if (!R || !D) return o;
   const DType ptype = pt.defined() ? pt.dtype() : DType::F32;
