@@ -25,6 +25,19 @@ void expect_close(const Tensor& got, const Tensor& ref, double tol, const std::s
 // A tensor of uniform random values in [lo, hi) from a fixed seed.
 Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.f, float hi = 1.f);
 
+// Runs `fn`, which must throw an x2v::Error of `kind` whose message contains every one of `words`.
+template <class F>
+void expect_error(F&& fn, ErrorKind kind, const std::vector<std::string>& words) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected " << error_kind_name(kind);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    for (const auto& w : words)
+      EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "message lacks '" << w << "': " << e.what();
+  }
+}
+
 // Run a shell command; returns its exit status and (if given) its combined output.
 int run(const std::string& cmd, std::string* output = nullptr);
 

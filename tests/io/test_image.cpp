@@ -24,18 +24,7 @@ void save(const std::string& path, const std::vector<uint8_t>& bytes) {
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
-// Expects `fn` to throw an x2v::Error of `kind` whose message contains every one of `words`.
-template <class F>
-void expect_error(F fn, ErrorKind kind, std::vector<std::string> words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected " << error_kind_name(kind);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos)
-        << "message lacks '" << w << "': " << e.what();
-  }
-}
+using test::expect_error;
 
 void png_abort(png_structp, png_const_charp msg) {
   std::fprintf(stderr, "test PNG writer: %s\n", msg);

@@ -15,17 +15,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class F>
-void expect_error(F fn, ErrorKind kind, std::vector<std::string> words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected " << error_kind_name(kind);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos)
-        << "message lacks '" << w << "': " << e.what();
-  }
-}
+using test::expect_error;
 
 std::vector<std::string> listing(const std::string& dir) {
   std::vector<std::string> v;

@@ -13,17 +13,7 @@ namespace {
 
 using test::fixture;
 
-// Runs `f`, which must throw an x2v::Error of `kind` whose message contains every needle.
-template <class F>
-void expect_error(F&& f, ErrorKind kind, std::initializer_list<std::string> needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning " << *needles.begin();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "\"" << n << "\" not in: " << e.what();
-  }
-}
+using test::expect_error;
 
 std::shared_ptr<io::WeightStore> official(const std::string& sub) {
   std::shared_ptr<io::WeightStore> s = io::open_weights(fixture(sub));
