@@ -34,14 +34,15 @@ Tensor ComponentInputs::f32(const std::string& name, int rank) const {
   Tensor t = get(name, rank);
   if (!dtype_is_float(t.dtype()))
     fail(ErrorKind::InvalidArgument, st_.path(), ": input \"", name, "\" is ", t.desc(), "; a float tensor is needed");
-  return t.to(DType::F32).clone();
+  // A private copy either way: the stored tensor views the read-only mapping of the file.
+  return t.dtype() == DType::F32 ? t.clone() : t.to(DType::F32);
 }
 
 Tensor ComponentInputs::i64(const std::string& name, int rank) const {
   Tensor t = get(name, rank);
   if (dtype_is_float(t.dtype()))
     fail(ErrorKind::InvalidArgument, st_.path(), ": input \"", name, "\" is ", t.desc(), "; an integer tensor is needed");
-  return t.to(DType::I64).clone();
+  return t.dtype() == DType::I64 ? t.clone() : t.to(DType::I64);
 }
 
 void write_component_outputs(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outs) {
