@@ -181,7 +181,10 @@ void Tensor::copy_from(const Tensor& src) {
     convert(src.raw(), src.dtype(), raw(), dtype(), static_cast<size_t>(numel()));
     return;
   }
-  // Cross-device with conversion: convert on the host (device backends do this faster in ops).
+  if (device() == src.device() && device_allocator(device())->convert(raw(), dtype(), src.raw(), src.dtype(),
+                                                                       static_cast<size_t>(numel())))
+    return;
+  // Cross-device with conversion: convert on the host.
   Tensor a = src.is_cpu() ? src : src.to(Device::CPU);
   Tensor b = a.to(dtype());
   copy_from(b);

@@ -31,9 +31,13 @@ struct DeviceAllocator {
   virtual ~DeviceAllocator() = default;
   virtual void* allocate(size_t bytes) = 0;
   virtual void release(void* p, size_t bytes) = 0;
-  // Copies between host and this device (or within the device), synchronous.
+  // Copies between host and this device (synchronous) or within the device (ordered with the
+  // backend's other work, not waited for).
   virtual void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) = 0;
   virtual void fill_zero(void* p, size_t bytes) = 0;
+  // Dtype conversion of n elements within the device; false if the backend cannot do this pair
+  // (the core then converts through the host).
+  virtual bool convert(void* dst, DType dst_t, const void* src, DType src_t, size_t n) = 0;
 };
 void set_device_allocator(Device d, DeviceAllocator* a);
 DeviceAllocator* device_allocator(Device d);  // null if no backend for d

@@ -39,6 +39,56 @@ Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& s
   return cpu::layer_norm_modulate(host_f32(x), host_f32(shift), host_f32(scale), eps);
 }
 
+namespace {
+// The residual update shared by the fused forms: checks, then (CPU) applies x += y·gate.
+void check_residual(const char* op, const Tensor& x, const Tensor& y, const Tensor& gate) {
+  if (x.dtype() != DType::F32) bad_shape(op, "the residual " + x.desc() + " must be f32");
+  if (!y.defined()) return;
+  if (y.numel() != x.numel()) bad_shape(op, x.desc() + " += " + y.desc());
+  if (gate.defined() && gate.numel() != x.size(-1) && gate.numel() != x.numel())
+    bad_shape(op, "gate " + gate.desc() + " is neither a row nor one row per token of " + x.desc());
+}
+void cpu_residual(Tensor& x, const Tensor& y, const Tensor& gate) {
+  if (!y.defined()) return;
+  if (gate.defined())
+    cpu::gated_add_(x, host_f32(y), host_f32(gate));
+  else
+    cpu::add_(x, host_f32(y));
+}
+Tensor as_out(const Tensor& y, DType out) { return y.dtype() == out ? y : y.to(out); }
+}  // namespace
+
+Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
+                      float eps, DType out) {
+  detail::common_device("add_layer_norm", {&x, &y, &gate, &weight, &bias});
+  check_residual("add_layer_norm", x, y, gate);
+  check_row_param("add_layer_norm", x, weight, "weight");
+  check_row_param("add_layer_norm", x, bias, "bias");
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA)
+    return y.defined() ? cuda::add_layer_norm(x, y, gate, weight, bias, eps, out)
+                       : cuda::layer_norm(x, weight, bias, eps, out);
+#endif
+  cpu_residual(x, y, gate);
+  return as_out(cpu::layer_norm(x, host_f32(weight), host_f32(bias), eps), out);
+}
+
+Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
+                               const Tensor& scale, float eps, DType out) {
+  detail::common_device("add_layer_norm_modulate", {&x, &y, &gate, &shift, &scale});
+  check_residual("add_layer_norm_modulate", x, y, gate);
+  const int64_t D = x.size(-1);
+  if (shift.numel() != scale.numel() || (shift.numel() != D && shift.numel() != x.numel()))
+    bad_shape("add_layer_norm_modulate", "shift " + shift.desc() + " / scale " + scale.desc() + " for " + x.desc());
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA)
+    return y.defined() ? cuda::add_layer_norm_modulate(x, y, gate, shift, scale, eps, out)
+                       : cuda::layer_norm_modulate(x, shift, scale, eps, out);
+#endif
+  cpu_residual(x, y, gate);
+  return as_out(cpu::layer_norm_modulate(x, host_f32(shift), host_f32(scale), eps), out);
+}
+
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   detail::common_device("rms_norm", {&x, &weight});
   check_row_param("rms_norm", x, weight, "weight");

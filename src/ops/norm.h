@@ -11,6 +11,18 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 // x [L, D]; shift/scale [D] (one row for all tokens) or [L, D] (per token, Wan2.2).
 Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
 
+// The residual update fused with the norm that follows it (one pass over the f32 residual stream
+// instead of two): x += y·gate in place (y undefined: no update; gate undefined: 1; gate a row [D]
+// or per token [L, D]), then the norm of the updated x, returned in dtype `out`:
+//   add_layer_norm:          LN(x)·weight + bias
+//   add_layer_norm_modulate: LN(x)·(1 + scale) + shift
+// x must be f32. The CPU backend computes in f32 and converts to `out`; CUDA writes `out` directly
+// (bf16 where the next op is a matmul, which would round its input to bf16 anyway).
+Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
+                      float eps, DType out);
+Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
+                               const Tensor& scale, float eps, DType out);
+
 // RMSNorm over the last dim: y = round_to(x.dtype, x·rsqrt(mean(x²) + eps)) · weight.
 // (WanRMSNorm and T5LayerNorm; the normalized value is cast to `x`'s dtype before the weight multiply,
 // which matters only for bf16 inputs.)

@@ -184,3 +184,68 @@ TEST(Ops, ElementwiseAndGatedResidual) {
   for (size_t i = 0; i < 32; ++i) ref[i] = 2 * av[i] - 0.5 * bv[i];
   expect_vec_close(ops::axpby(a, 2.f, b, -0.5f), ref, 1e-7);
 }
+
+// The fused residual + norm forms: x is updated in place exactly as x += y·gate, and the norm of the
+// updated x is returned, against a double loop (gate as one row, per token, and absent; no update).
+TEST(Ops, AddLayerNormFusedForms) {
+  const int R = 6, D = 24;
+  Tensor w = random_tensor({D}, 21), b = random_tensor({D}, 22), sh = random_tensor({R, D}, 23), sc = random_tensor({R, D}, 24);
+  for (int gate_kind = 0; gate_kind < 4; ++gate_kind) {  // 0: no y; 1: y, no gate; 2: row gate; 3: per-token gate
+    Tensor x = random_tensor({R, D}, 25, -2, 3), y = random_tensor({R, D}, 26);
+    Tensor gate = gate_kind == 2 ? random_tensor({D}, 27) : gate_kind == 3 ? random_tensor({R, D}, 28) : Tensor();
+    auto xv = x.to_vector(), yv = y.to_vector(), gv = gate.defined() ? gate.to_vector() : std::vector<float>();
+    auto wv = w.to_vector(), bv = b.to_vector(), shv = sh.to_vector(), scv = sc.to_vector();
+    std::vector<double> upd(R * D), ln(R * D), mod(R * D);
+    for (int i = 0; i < R; ++i) {
+      for (int j = 0; j < D; ++j) {
+        const size_t k = static_cast<size_t>(i * D + j);
+        const double g = gate_kind == 2 ? gv[static_cast<size_t>(j)] : gate_kind == 3 ? gv[k] : 1.0;
+        // The stream is f32: the update is rounded as the op rounds it.
+        upd[k] = gate_kind == 0 ? xv[k] : static_cast<float>(xv[k] + static_cast<float>(yv[k] * g));
+      }
+      double m = 0, v = 0;
+      for (int j = 0; j < D; ++j) m += upd[static_cast<size_t>(i * D + j)];
+      m /= D;
+      for (int j = 0; j < D; ++j) v += (upd[static_cast<size_t>(i * D + j)] - m) * (upd[static_cast<size_t>(i * D + j)] - m);
+      v /= D;
+      for (int j = 0; j < D; ++j) {
+        const size_t k = static_cast<size_t>(i * D + j);
+        const double n = (upd[k] - m) / std::sqrt(v + 1e-6);
+        ln[k] = n * wv[static_cast<size_t>(j)] + bv[static_cast<size_t>(j)];
+        mod[k] = n * (1 + scv[k]) + shv[k];
+      }
+    }
+    const Tensor yy = gate_kind == 0 ? Tensor() : y;
+    Tensor x1 = x.clone(), x2 = x.clone();
+    expect_vec_close(ops::add_layer_norm(x1, yy, gate, w, b, 1e-6f, DType::F32), ln, 1e-6);
+    expect_vec_close(x1, upd, 1e-7);
+    Tensor o = ops::add_layer_norm_modulate(x2, yy, gate, sh, sc, 1e-6f, DType::BF16);
+    EXPECT_EQ(o.dtype(), DType::BF16);
+    expect_vec_close(o, mod, 4e-3);  // bf16 output
+    expect_vec_close(x2, upd, 1e-7);
+  }
+  Tensor x = random_tensor({R, D}, 1);
+  EXPECT_THROW(ops::add_layer_norm(x, random_tensor({R, D + 1}, 2), {}, w, b, 1e-6f, DType::F32), Error);
+  EXPECT_THROW(ops::add_layer_norm_modulate(x, {}, {}, random_tensor({3}, 3), random_tensor({3}, 4), 1e-6f, DType::F32), Error);
+}
+
+// rms_norm_rope = rope_3d of the row-RMS-normed x split into heads (CPU: f32, exact composition),
+// checked against an independent double-precision normalization followed by rope_3d.
+TEST(Ops, RmsNormRopeIsNormThenRotation) {
+  const int64_t F = 2, Hg = 2, Wg = 3, H = 2, D = 12, L = F * Hg * Wg;
+  Tensor x = random_tensor({L, H * D}, 31), w = random_tensor({H * D}, 32, 0.5, 1.5);
+  auto xv = x.to_vector(), wv = w.to_vector();
+  std::vector<float> n(xv.size());
+  for (int64_t t = 0; t < L; ++t) {
+    double ss = 0;
+    for (int64_t j = 0; j < H * D; ++j) ss += static_cast<double>(xv[static_cast<size_t>(t * H * D + j)]) * xv[static_cast<size_t>(t * H * D + j)];
+    const double r = 1.0 / std::sqrt(ss / static_cast<double>(H * D) + 1e-6);
+    for (int64_t j = 0; j < H * D; ++j)
+      n[static_cast<size_t>(t * H * D + j)] = static_cast<float>(xv[static_cast<size_t>(t * H * D + j)] * r * wv[static_cast<size_t>(j)]);
+  }
+  Tensor ref = ops::rope_3d(Tensor::from_f32(n, {L, H, D}), F, Hg, Wg);
+  auto rv = ref.to_vector();
+  expect_vec_close(ops::rms_norm_rope(x, w, 1e-6f, H, F, Hg, Wg), std::vector<double>(rv.begin(), rv.end()), 1e-6);
+  EXPECT_THROW(ops::rms_norm_rope(x, w, 1e-6f, H, F, Hg, Wg + 1), Error);  // grid does not cover the tokens
+  EXPECT_THROW(ops::rms_norm_rope(x, w, 1e-6f, 5, F, Hg, Wg), Error);      // heads do not divide the row
+}

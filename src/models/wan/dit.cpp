@@ -201,7 +201,9 @@ DitContext DitModel::embed_context(const Tensor& context, const Tensor& clip_fea
   if (text.device() != w_.text_embedding_0.bias.device()) text = text.to(w_.text_embedding_0.bias.device());
   if (context.size(0) < c.text_len)
     text = ops::concat({text, Tensor::zeros({c.text_len - context.size(0), c.text_dim}, DType::F32, text.device())}, 0);
-  ctx.text = apply(apply(text, w_.text_embedding_0, ops::Act::GeluTanh), w_.text_embedding_2);
+  const DType act = activation_dtype();
+  ctx.text = ops::linear(ops::linear(text, w_.text_embedding_0.weight, w_.text_embedding_0.bias, ops::Act::GeluTanh, act),
+                         w_.text_embedding_2.weight, w_.text_embedding_2.bias, ops::Act::None, act);
   if (obs) obs("context_embedded", ctx.text);
 
   if (!c.clip_branch) {
@@ -232,32 +234,63 @@ namespace {
 
 class Forward {
  public:
-  Forward(const DitConfig& c, const DitContext& ctx, Grid g)
-      : c_(c), ctx_(ctx), g_(g), H_(c.num_heads), Dh_(c.head_dim()), eps_(static_cast<float>(c.eps)) {}
+  // `act`: the dtype of activations between ops. The residual stream is always f32; everything that
+  // only feeds a matmul or attention is kept in bf16 on CUDA (where those ops round their inputs to
+  // bf16 anyway, as the reference's autocast does), f32 on the CPU.
+  Forward(const DitConfig& c, const DitContext& ctx, Grid g, DType act)
+      : c_(c), ctx_(ctx), g_(g), H_(c.num_heads), Dh_(c.head_dim()), eps_(static_cast<float>(c.eps)), act_(act) {}
 
-  // One WanAttentionBlock on the f32 residual stream x [L, dim]; e0 [T, 6·dim].
-  void block(Tensor& x, const DitBlock& b, const Tensor& e0) const {
+  // One WanAttentionBlock on the f32 residual stream x [L, dim]; e0 [T, 6·dim]. The block's last
+  // update, x += ffn·gate, is left pending so that the next norm applies it in the same pass
+  // (flush() applies it alone).
+  void block(Tensor& x, const DitBlock& b, const Tensor& e0) {
     const Tensor m = ops::add(e0, b.modulation.reshape({6 * c_.dim}));
-    Tensor a = ops::layer_norm_modulate(x, chunk(m, 0, 6), chunk(m, 1, 6), eps_);
-    ops::gated_add_(x, self_attention(b.self_attn, a), chunk(m, 2, 6));
+    Tensor a = ops::add_layer_norm_modulate(x, pend_y_, pend_gate_, chunk(m, 0, 6), chunk(m, 1, 6), eps_, act_);
+    const Tensor sa = self_attention(b.self_attn, a);
     // Cross-attention: normed, but neither modulated nor gated.
-    const Tensor xn = c_.cross_attn_norm ? ops::layer_norm(x, b.norm3.weight, b.norm3.bias, eps_) : x;
-    ops::add_(x, cross_attention(b.cross_attn, xn));
-    Tensor f = ops::layer_norm_modulate(x, chunk(m, 3, 6), chunk(m, 4, 6), eps_);
-    ops::gated_add_(x, apply(apply(f, b.ffn_0, ops::Act::GeluTanh), b.ffn_2), chunk(m, 5, 6));
+    Tensor xn;
+    if (c_.cross_attn_norm) {
+      xn = ops::add_layer_norm(x, sa, chunk(m, 2, 6), b.norm3.weight, b.norm3.bias, eps_, act_);
+    } else {
+      ops::gated_add_(x, sa, chunk(m, 2, 6));
+      xn = x;
+    }
+    const Tensor ca = cross_attention(b.cross_attn, xn);
+    Tensor f = ops::add_layer_norm_modulate(x, ca, Tensor(), chunk(m, 3, 6), chunk(m, 4, 6), eps_, act_);
+    pend_y_ = apply(apply(f, b.ffn_0, ops::Act::GeluTanh), b.ffn_2);
+    pend_gate_ = chunk(m, 5, 6);
+  }
+
+  // The head's modulated norm (f32, the reference's f32 island), applying the pending update.
+  Tensor head_norm(Tensor& x, const Tensor& shift, const Tensor& scale) {
+    Tensor y = ops::add_layer_norm_modulate(x, pend_y_, pend_gate_, shift, scale, eps_, DType::F32);
+    pend_y_ = pend_gate_ = Tensor();
+    return y;
+  }
+
+  void flush(Tensor& x) {
+    if (pend_y_.defined()) ops::gated_add_(x, pend_y_, pend_gate_);
+    pend_y_ = pend_gate_ = Tensor();
   }
 
  private:
+  Tensor apply(const Tensor& x, const LinearW& l, ops::Act act = ops::Act::None) const {
+    return ops::linear(x, l.weight, l.bias, act, act_);
+  }
   Tensor heads(const Tensor& t) const { return t.reshape({t.size(0), H_, Dh_}); }
   // WanRMSNorm over the whole dim, before the split into heads.
   Tensor qk_norm(const Tensor& t, const Tensor& w) const { return c_.qk_norm ? ops::rms_norm(t, w, eps_) : t; }
+  Tensor q_or_k(const Tensor& t, const Tensor& norm_w) const {
+    return c_.qk_norm ? ops::rms_norm_rope(t, norm_w, eps_, H_, g_.F, g_.H, g_.W)
+                      : ops::rope_3d(heads(t), g_.F, g_.H, g_.W);
+  }
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
     return ops::attention(q, k, v, 1.f / std::sqrt(static_cast<float>(Dh_)));
   }
 
   Tensor self_attention(const DitSelfAttention& s, const Tensor& a) const {
-    Tensor q = ops::rope_3d(heads(qk_norm(apply(a, s.q), s.norm_q)), g_.F, g_.H, g_.W);
-    Tensor k = ops::rope_3d(heads(qk_norm(apply(a, s.k), s.norm_k)), g_.F, g_.H, g_.W);
+    Tensor q = q_or_k(apply(a, s.q), s.norm_q);
+    Tensor k = q_or_k(apply(a, s.k), s.norm_k);
     Tensor v = heads(apply(a, s.v));
     return apply(attend(q, k, v).reshape({a.size(0), c_.dim}), s.o);
   }
@@ -279,6 +312,8 @@ class Forward {
   Grid g_;
   int64_t H_, Dh_;
   float eps_;
+  DType act_;
+  Tensor pend_y_, pend_gate_;  // the last block's FFN output and gate, not yet added to x
 };
 
 }  // namespace
@@ -359,17 +394,19 @@ Tensor DitModel::forward(const Tensor& x, const Tensor& y, const Tensor& t, cons
   Tensor h = apply(patchify(xin, c.patch_size), w_.patch_embedding);  // [L, dim], the f32 residual stream
   if (obs) obs("patch_embedding_out", h);
 
-  Forward fw(c, ctx, g);
+  Forward fw(c, ctx, g, activation_dtype());
   for (size_t i = 0; i < w_.blocks.size(); ++i) {
     fw.block(h, w_.blocks[i], e0);
-    if (obs) obs("block" + std::to_string(i) + "_out", h);
+    if (obs) {
+      fw.flush(h);
+      obs("block" + std::to_string(i) + "_out", h);
+    }
   }
 
   // Head: LN(h)·(1 + scale) + shift with (shift, scale) = head.modulation + e, then one patch of
   // out_dim channels per token.
   const Tensor shift = ops::add(e, w_.head_modulation[0]), scale = ops::add(e, w_.head_modulation[1]);
-  const Tensor out = apply(ops::layer_norm_modulate(h, T == 1 ? shift.reshape({c.dim}) : shift,
-                                                    T == 1 ? scale.reshape({c.dim}) : scale, static_cast<float>(c.eps)),
+  const Tensor out = apply(fw.head_norm(h, T == 1 ? shift.reshape({c.dim}) : shift, T == 1 ? scale.reshape({c.dim}) : scale),
                            w_.head_head);
   if (obs) obs("head_out", out);
   return unpatchify(out, g.F, g.H, g.W, c.patch_size, c.out_dim);

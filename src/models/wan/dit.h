@@ -104,6 +104,10 @@ class DitModel {
 
   const DitConfig& config() const { return cfg_; }
   const DitWeights& weights() const { return w_; }
+  // Activations between ops: bf16 on a device backend (its matmuls and attention take bf16 operands,
+  // as the reference under autocast), f32 on the CPU reference backend. The residual stream, the
+  // time embedding and the head stay f32 everywhere.
+  DType activation_dtype() const { return w_.head_modulation.device() == Device::CPU ? DType::F32 : DType::BF16; }
 
   // text_embedding of the zero-padded text (and img_emb of the CLIP features).
   DitContext embed_context(const Tensor& context, const Tensor& clip_fea = {}, const DitObserver& obs = {}) const;

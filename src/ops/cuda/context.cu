@@ -11,6 +11,10 @@
 #include "ops/cuda/common.cuh"
 
 namespace x2v::cuda {
+
+// Dtype conversion on the device, queued on the stream; false for a pair it does not handle.
+bool convert_into(void* dst, DType to, const void* src, DType from, int64_t n);
+
 namespace {
 
 constexpr size_t kSmallLimit = 1 << 20;  // below: round to 512 B; above: round to 2 MiB
@@ -97,7 +101,12 @@ class CachingAllocator final : public DeviceAllocator {
     cudaMemcpyKind k = dd == Device::CUDA ? (sd == Device::CUDA ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                           : cudaMemcpyDeviceToHost;
     X2V_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, ctx().stream));
-    X2V_CUDA_CHECK(cudaStreamSynchronize(ctx().stream));
+    // Host memory is used (or freed) by the caller right after the call; device copies stay queued.
+    if (k != cudaMemcpyDeviceToDevice) X2V_CUDA_CHECK(cudaStreamSynchronize(ctx().stream));
+  }
+
+  bool convert(void* dst, DType dt, const void* src, DType st, size_t n) override {
+    return convert_into(dst, dt, src, st, static_cast<int64_t>(n));
   }
 
   void fill_zero(void* p, size_t bytes) override {
@@ -337,33 +346,38 @@ void poison(Tensor& t) {
   if (t.nbytes()) X2V_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0xFF, t.nbytes(), stream()));
 }
 
+bool convert_into(void* dst, DType to, const void* src, DType from, int64_t n) {
+  if (!n) return true;
+  auto launch = [&](auto* s, auto* d) { k_convert<<<grid_for(n, 256, 8192), 256, 0, stream()>>>(s, d, n); };
+  if (from == DType::F32 && to == DType::BF16 && n % 8 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+    k_f32_to_bf16_vec<<<grid_for(n / 8, 256, 8192), 256, 0, stream()>>>(static_cast<const float4*>(src),
+                                                                        static_cast<uint4*>(dst), n / 8);
+  } else if (from == DType::F32 && to == DType::BF16) {
+    launch(static_cast<const float*>(src), static_cast<__nv_bfloat16*>(dst));
+  } else if (from == DType::BF16 && to == DType::F32) {
+    launch(static_cast<const __nv_bfloat16*>(src), static_cast<float*>(dst));
+  } else if (from == DType::F32 && to == DType::F16) {
+    launch(static_cast<const float*>(src), static_cast<__half*>(dst));
+  } else if (from == DType::F16 && to == DType::F32) {
+    launch(static_cast<const __half*>(src), static_cast<float*>(dst));
+  } else if (from == DType::BF16 && to == DType::F16) {
+    launch(static_cast<const __nv_bfloat16*>(src), static_cast<__half*>(dst));
+  } else if (from == DType::F16 && to == DType::BF16) {
+    launch(static_cast<const __half*>(src), static_cast<__nv_bfloat16*>(dst));
+  } else {
+    return false;
+  }
+  X2V_LAUNCH_CHECK();
+  return true;
+}
+
 Tensor convert(const Tensor& x, DType to) {
   require_device(x, "convert", "x");
   if (x.dtype() == to) return x;
   Tensor y = Tensor::empty(x.shape(), to, Device::CUDA);
-  const int64_t n = x.numel();
-  if (!n) return y;
-  auto launch = [&](auto* s, auto* d) {
-    k_convert<<<grid_for(n, 256, 8192), 256, 0, stream()>>>(s, d, n);
-  };
-  const DType f = x.dtype();
-  if (f == DType::F32 && to == DType::BF16 && n % 8 == 0 && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0) {
-    k_f32_to_bf16_vec<<<grid_for(n / 8, 256, 8192), 256, 0, stream()>>>(static_cast<const float4*>(x.raw()),
-                                                                        static_cast<uint4*>(y.raw()), n / 8);
-  } else if (f == DType::F32 && to == DType::BF16) {
-    launch(static_cast<const float*>(x.raw()), static_cast<__nv_bfloat16*>(y.raw()));
-  } else if (f == DType::BF16 && to == DType::F32) {
-    launch(static_cast<const __nv_bfloat16*>(x.raw()), static_cast<float*>(y.raw()));
-  } else if (f == DType::F32 && to == DType::F16) {
-    launch(static_cast<const float*>(x.raw()), static_cast<__half*>(y.raw()));
-  } else if (f == DType::F16 && to == DType::F32) {
-    launch(static_cast<const __half*>(x.raw()), static_cast<float*>(y.raw()));
-  } else if (f != DType::F32 && to != DType::F32) {
-    return convert(convert(x, DType::F32), to);
-  } else {
-    fail(ErrorKind::Unsupported, "CUDA convert: ", dtype_name(f), " to ", dtype_name(to), " is not handled");
-  }
-  X2V_LAUNCH_CHECK();
+  if (!convert_into(y.raw(), to, x.raw(), x.dtype(), x.numel()))
+    fail(ErrorKind::Unsupported, "CUDA convert: ", dtype_name(x.dtype()), " to ", dtype_name(to), " is not handled");
   return y;
 }
 
