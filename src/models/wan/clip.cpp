@@ -29,8 +29,6 @@ Tensor load_squeezed(const io::WeightStore& w, const std::string& name, const Sh
   return w.load(name).reshape(want);
 }
 
-Tensor f32(const Tensor& t) { return t.to(DType::F32); }
-
 }  // namespace
 
 void ClipConfig::validate(const std::string& where) const {
@@ -95,10 +93,13 @@ ClipConfig infer_clip_config(const io::WeightStore& w, EncoderConfigJson user) {
   return c;
 }
 
-ClipVisionEncoder::ClipVisionEncoder(const io::WeightStore& w, const ClipConfig& cfg) : cfg_(cfg) {
+ClipVisionEncoder::ClipVisionEncoder(const io::WeightStore& w, const ClipConfig& cfg, const ClipLoadOptions& opt)
+    : cfg_(cfg), opt_(opt) {
   cfg_.validate(w.source());
   const int64_t D = cfg_.dim, P = cfg_.patch_size, M = cfg_.mlp_dim;
-  w_.patch = w.load("visual.patch_embedding.weight", {D, 3, P, P}).reshape({D, 3 * P * P});
+  auto matmul = [&](const Tensor& host) { return place_matmul_weight(host, opt_); };
+  auto f32 = [&](const Tensor& host) { return place_weight(host, DType::F32, opt_.device); };
+  w_.patch = matmul(w.load("visual.patch_embedding.weight", {D, 3, P, P}).reshape({D, 3 * P * P}));
   w_.cls = f32(load_squeezed(w, "visual.cls_embedding", {1, D}));
   w_.pos = f32(load_squeezed(w, "visual.pos_embedding", {cfg_.tokens(), D}));
   if (cfg_.pre_norm) {
@@ -110,33 +111,33 @@ ClipVisionEncoder::ClipVisionEncoder(const io::WeightStore& w, const ClipConfig&
     b.norm1_w = f32(w.load(blk(i, "norm1.weight"), {D}));
     b.norm1_b = f32(w.load(blk(i, "norm1.bias"), {D}));
     if (w.has(blk(i, "attn.to_qkv.weight"))) {
-      b.qkv_w = w.load(blk(i, "attn.to_qkv.weight"), {3 * D, D});
+      b.qkv_w = matmul(w.load(blk(i, "attn.to_qkv.weight"), {3 * D, D}));
       b.qkv_b = f32(w.load(blk(i, "attn.to_qkv.bias"), {3 * D}));
-    } else {  // Hugging Face keeps q, k, v apart
+    } else {  // Hugging Face keeps q, k, v apart: fused on the host, before any conversion
       std::vector<Tensor> ws, bs;
       for (const char* s : {"q", "k", "v"}) {
         ws.push_back(w.load(blk(i, std::string("attn.to_") + s + ".weight"), {D, D}));
-        bs.push_back(f32(w.load(blk(i, std::string("attn.to_") + s + ".bias"), {D})));
+        bs.push_back(w.load(blk(i, std::string("attn.to_") + s + ".bias"), {D}).to(DType::F32));
       }
-      b.qkv_w = ops::concat(ws, 0);
-      b.qkv_b = ops::concat(bs, 0);
+      b.qkv_w = matmul(ops::concat(ws, 0));
+      b.qkv_b = f32(ops::concat(bs, 0));
     }
-    b.proj_w = w.load(blk(i, "attn.proj.weight"), {D, D});
+    b.proj_w = matmul(w.load(blk(i, "attn.proj.weight"), {D, D}));
     b.proj_b = f32(w.load(blk(i, "attn.proj.bias"), {D}));
     b.norm2_w = f32(w.load(blk(i, "norm2.weight"), {D}));
     b.norm2_b = f32(w.load(blk(i, "norm2.bias"), {D}));
-    b.fc1_w = w.load(blk(i, "mlp.0.weight"), {M, D});
+    b.fc1_w = matmul(w.load(blk(i, "mlp.0.weight"), {M, D}));
     b.fc1_b = f32(w.load(blk(i, "mlp.0.bias"), {M}));
-    b.fc2_w = w.load(blk(i, "mlp.2.weight"), {D, M});
+    b.fc2_w = matmul(w.load(blk(i, "mlp.2.weight"), {D, M}));
     b.fc2_b = f32(w.load(blk(i, "mlp.2.bias"), {D}));
     w_.blocks.push_back(std::move(b));
   }
 }
 
-ClipVisionEncoder ClipVisionEncoder::load(const std::string& path, EncoderConfigJson user) {
+ClipVisionEncoder ClipVisionEncoder::load(const std::string& path, EncoderConfigJson user, const ClipLoadOptions& opt) {
   std::shared_ptr<io::WeightStore> w = clip_official_view(io::open_weights(path));
   ClipConfig cfg = infer_clip_config(*w, std::move(user));
-  return ClipVisionEncoder(*w, cfg);
+  return ClipVisionEncoder(*w, cfg, opt);
 }
 
 Tensor ClipVisionEncoder::preprocess(const Tensor& image) const {
@@ -144,9 +145,8 @@ Tensor ClipVisionEncoder::preprocess(const Tensor& image) const {
     fail(ErrorKind::InvalidArgument, "CLIP: the image must be [3, H, W] (RGB, channels first), got ", image.desc());
   const int64_t S = cfg_.image_size;
   // The reference stretches to S×S (no crop, aspect ratio not kept).
-  Tensor x = ops::resize_bicubic(image, S, S).reshape({3, S * S});
-  const Tensor ones =
-      Tensor::from_f32(std::vector<float>(static_cast<size_t>(S * S), 1.f), {1, S * S}).to(image.device());
+  Tensor x = ops::resize_bicubic(image.to(Device::CPU), S, S).reshape({3, S * S});
+  const Tensor ones = Tensor::from_f32(std::vector<float>(static_cast<size_t>(S * S), 1.f), {1, S * S});
   std::vector<Tensor> ch;
   for (int64_t c = 0; c < 3; ++c) {
     // ((x·0.5 + 0.5) − mean) / std, one channel at a time
@@ -194,7 +194,7 @@ Tensor ClipVisionEncoder::forward(const Tensor& pixels) const {
     fail(ErrorKind::InvalidArgument, "CLIP: the network input must be [3, ", S, ", ", S, "], got ", pixels.desc());
   // A stride-P P×P convolution without bias is a linear map of each flattened patch; a remainder
   // smaller than a patch is dropped, as by the convolution.
-  Tensor x = pixels;
+  Tensor x = pixels.to(DType::F32).to(opt_.device);
   if (G * P != S) x = ops::narrow(ops::narrow(x, 1, 0, G * P), 2, 0, G * P);
   Tensor patches = ops::permute(x.reshape({3, G, P, G, P}), {1, 3, 0, 2, 4}).reshape({G * G, 3 * P * P});
   Tensor tokens = ops::concat({w_.cls, ops::linear(patches, w_.patch)}, 0);

@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "io/weights.h"
 #include "models/wan/encoder_keys.h"
+#include "models/wan/load_options.h"
 
 namespace x2v::models::wan {
 
@@ -55,16 +56,20 @@ inline constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 class ClipVisionEncoder {
  public:
-  // `w` with the official names (wrap other layouts with clip_official_view).
-  ClipVisionEncoder(const io::WeightStore& w, const ClipConfig& cfg);
-  static ClipVisionEncoder load(const std::string& path, EncoderConfigJson user = {});
+  // `w` with the official names (wrap other layouts with clip_official_view). With the default
+  // options the matmul weights stay on the host in their stored dtype; see ModelLoadOptions.
+  ClipVisionEncoder(const io::WeightStore& w, const ClipConfig& cfg, const ClipLoadOptions& opt = {});
+  static ClipVisionEncoder load(const std::string& path, EncoderConfigJson user = {}, const ClipLoadOptions& opt = {});
 
   const ClipConfig& config() const { return cfg_; }
+  Device device() const { return opt_.device; }
 
-  // image [3, H, W] in [-1, 1] (any size) → the network input [3, image_size, image_size]:
-  // bicubic resize (align_corners=false, no antialias), x·0.5 + 0.5, (x − mean) / std.
+  // image [3, H, W] in [-1, 1] (any size, any device) → the network input [3, image_size, image_size]
+  // on the host: bicubic resize (align_corners=false, no antialias), x·0.5 + 0.5, (x − mean) / std.
+  // (One small image: the host does it.)
   Tensor preprocess(const Tensor& image) const;
-  // Network input [3, S, S] → features [tokens, dim] (the output of block num_layers − 2).
+  // Network input [3, S, S] (any device) → features [tokens, dim] f32 on the model's device (the
+  // output of block num_layers − 2).
   Tensor forward(const Tensor& pixels) const;
   // What the I2V pipeline computes: forward(preprocess(image)).
   Tensor encode(const Tensor& image) const { return forward(preprocess(image)); }
@@ -74,6 +79,7 @@ class ClipVisionEncoder {
  private:
   Tensor block(const ClipBlock& b, const Tensor& x) const;
   ClipConfig cfg_;
+  ClipLoadOptions opt_;
   ClipWeights w_;
 };
 

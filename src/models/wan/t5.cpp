@@ -1,5 +1,6 @@
 #include "models/wan/t5.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -85,32 +86,45 @@ T5Config infer_t5_config(const io::WeightStore& w, EncoderConfigJson user) {
   return c;
 }
 
-T5Encoder::T5Encoder(const io::WeightStore& w, const T5Config& cfg) : cfg_(cfg) {
+T5Encoder::T5Encoder(const io::WeightStore& w, const T5Config& cfg, const T5LoadOptions& opt) : cfg_(cfg), opt_(opt) {
   cfg_.validate(w.source());
   const int64_t D = cfg_.dim, A = cfg_.dim_attn, F = cfg_.dim_ffn, P = cfg_.num_buckets, H = cfg_.num_heads;
+  const bool host = opt_.device == Device::CPU;
+  auto matmul = [&](const std::string& n, const Shape& s) { return place_matmul_weight(w.load(n, s), opt_); };
+  // On the CPU the norm gains stay as stored too (the backend widens them exactly per op).
+  auto gain = [&](const std::string& n, const Shape& s) {
+    Tensor t = w.load(n, s);
+    return host ? t : place_weight(t, DType::F32, opt_.device);
+  };
+  // Position tables: the host copy feeds position_bias; a device gets them transposed for the GEMM.
+  auto table = [&](const std::string& n) {
+    Tensor t = w.load(n, {P, H});
+    if (!host) pos_t_.push_back(ops::permute(t.to(DType::F32), {1, 0}).to(opt_.device));
+    return t;
+  };
   w_.token_embedding = w.load("token_embedding.weight", {cfg_.vocab, D});
-  w_.norm = w.load("norm.weight", {D});
-  if (cfg_.shared_pos) w_.pos = w.load("pos_embedding.embedding.weight", {P, H});
+  w_.norm = gain("norm.weight", {D});
+  if (cfg_.shared_pos) w_.pos = table("pos_embedding.embedding.weight");
   for (int64_t i = 0; i < cfg_.num_layers; ++i) {
     T5Block b;
-    b.norm1 = w.load(blk(i, "norm1.weight"), {D});
-    b.q = w.load(blk(i, "attn.q.weight"), {A, D});
-    b.k = w.load(blk(i, "attn.k.weight"), {A, D});
-    b.v = w.load(blk(i, "attn.v.weight"), {A, D});
-    b.o = w.load(blk(i, "attn.o.weight"), {D, A});
-    b.norm2 = w.load(blk(i, "norm2.weight"), {D});
-    b.gate = w.load(blk(i, "ffn.gate.0.weight"), {F, D});
-    b.fc1 = w.load(blk(i, "ffn.fc1.weight"), {F, D});
-    b.fc2 = w.load(blk(i, "ffn.fc2.weight"), {D, F});
-    if (!cfg_.shared_pos) b.pos = w.load(blk(i, "pos_embedding.embedding.weight"), {P, H});
+    b.norm1 = gain(blk(i, "norm1.weight"), {D});
+    b.q = matmul(blk(i, "attn.q.weight"), {A, D});
+    b.k = matmul(blk(i, "attn.k.weight"), {A, D});
+    b.v = matmul(blk(i, "attn.v.weight"), {A, D});
+    b.o = matmul(blk(i, "attn.o.weight"), {D, A});
+    b.norm2 = gain(blk(i, "norm2.weight"), {D});
+    b.gate = matmul(blk(i, "ffn.gate.0.weight"), {F, D});
+    b.fc1 = matmul(blk(i, "ffn.fc1.weight"), {F, D});
+    b.fc2 = matmul(blk(i, "ffn.fc2.weight"), {D, F});
+    if (!cfg_.shared_pos) b.pos = table(blk(i, "pos_embedding.embedding.weight"));
     w_.blocks.push_back(std::move(b));
   }
 }
 
-T5Encoder T5Encoder::load(const std::string& path, EncoderConfigJson user) {
+T5Encoder T5Encoder::load(const std::string& path, EncoderConfigJson user, const T5LoadOptions& opt) {
   std::shared_ptr<io::WeightStore> w = t5_official_view(io::open_weights(path));
   T5Config cfg = infer_t5_config(*w, std::move(user));
-  return T5Encoder(*w, cfg);
+  return T5Encoder(*w, cfg, opt);
 }
 
 int64_t T5Encoder::bucket(int64_t rel, int64_t num_buckets, int64_t max_dist) {
@@ -141,9 +155,21 @@ Tensor T5Encoder::position_bias(const Tensor& table, int64_t L) const {
   return bias;
 }
 
+Tensor T5Encoder::bucket_onehot(int64_t L) const {
+  const int64_t P = cfg_.num_buckets;
+  std::vector<int64_t> b(static_cast<size_t>(2 * L - 1));
+  for (int64_t d = -(L - 1); d < L; ++d) b[static_cast<size_t>(d + L - 1)] = bucket(d, P, cfg_.max_dist);
+  Tensor m = Tensor::zeros({L * L, P}, DType::F32);
+  float* out = m.data<float>();
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t j = 0; j < L; ++j) out[(i * L + j) * P + b[static_cast<size_t>(j - i + L - 1)]] = 1.f;
+  return m;
+}
+
 // Rows of the embedding table, gathered as views and converted together (the table itself stays
 // in its stored dtype: 2 GB in bf16 for umT5-XXL).
-Tensor T5Encoder::embed(const Tensor& ids) const {
+Tensor T5Encoder::embed(const Tensor& ids_in) const {
+  const Tensor ids = ids_in.to(Device::CPU);
   const int64_t* ip = ids.data<int64_t>();
   std::vector<Tensor> rows;
   rows.reserve(static_cast<size_t>(ids.numel()));
@@ -153,7 +179,7 @@ Tensor T5Encoder::embed(const Tensor& ids) const {
            cfg_.vocab, " (was the text tokenized with the matching spiece.model?)");
     rows.push_back(w_.token_embedding.slice(ip[i], ip[i] + 1));
   }
-  return ops::concat(rows, 0).to(DType::F32);
+  return ops::concat(rows, 0).to(DType::F32).to(opt_.device);
 }
 
 Tensor T5Encoder::attention(const T5Block& b, const Tensor& x, const Tensor& mask, const Tensor& bias) const {
@@ -179,10 +205,27 @@ Tensor T5Encoder::forward(const Tensor& ids, const Tensor& mask) const {
   const int64_t L = ids.numel();
   if (L < 1 || L > 4096) fail(ErrorKind::InvalidArgument, "T5: ", L, " tokens; expected 1 to 4096");
   Tensor x = embed(ids);
-  Tensor shared = cfg_.shared_pos ? position_bias(w_.pos, L).to(x.device()) : Tensor();
-  for (const T5Block& b : w_.blocks) {
-    Tensor bias = cfg_.shared_pos ? shared : position_bias(b.pos, L).to(x.device());
-    ops::add_(x, attention(b, ops::rms_norm(x, b.norm1, cfg_.eps), mask, bias));
+  const bool host = opt_.device == Device::CPU;
+  Tensor keep = mask;
+  Tensor onehot;
+  if (!host) {
+    // No padding (what encode() runs) needs no key mask, which lets the fused attention take it.
+    const std::vector<float> mv = mask.to_vector();
+    const bool all_real = std::all_of(mv.begin(), mv.end(), [](float m) { return m != 0.f; });
+    keep = all_real ? Tensor() : Tensor::from_f32(mv, {L}).to(opt_.device);
+    onehot = bucket_onehot(L).to(opt_.device);
+  }
+  // bias[h, i, j] = table[bucket(j − i), h]: a host lookup on the CPU, onehot · tableᵀ on a device
+  // (exact: one non-zero term per output, and the tables hold bf16 values in the official file).
+  auto bias_of = [&](const Tensor& table, size_t k) {
+    if (host) return position_bias(table, L);
+    return ops::permute(ops::linear(onehot, pos_t_[k]), {1, 0}).reshape({cfg_.num_heads, L, L});
+  };
+  Tensor shared = cfg_.shared_pos ? bias_of(w_.pos, 0) : Tensor();
+  for (size_t k = 0; k < w_.blocks.size(); ++k) {
+    const T5Block& b = w_.blocks[k];
+    Tensor bias = cfg_.shared_pos ? shared : bias_of(b.pos, k);
+    ops::add_(x, attention(b, ops::rms_norm(x, b.norm1, cfg_.eps), keep, bias));
     ops::add_(x, ffn(b, ops::rms_norm(x, b.norm2, cfg_.eps)));
   }
   return ops::rms_norm(x, w_.norm, cfg_.eps);

@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "io/weights.h"
 #include "models/wan/encoder_keys.h"
+#include "models/wan/load_options.h"
 
 namespace x2v::models::wan {
 
@@ -44,7 +45,7 @@ struct T5Block {
 };
 
 struct T5Weights {
-  Tensor token_embedding;  // [vocab, dim]
+  Tensor token_embedding;  // [vocab, dim], always on the host in the file's dtype (rows are gathered there)
   std::vector<T5Block> blocks;
   Tensor pos;   // shared table, only with shared_pos
   Tensor norm;  // [dim]
@@ -52,16 +53,19 @@ struct T5Weights {
 
 class T5Encoder {
  public:
-  // Weights stay in their stored dtype (bf16 for the official file); `w` uses the official names
-  // (wrap other layouts with t5_official_view).
-  T5Encoder(const io::WeightStore& w, const T5Config& cfg);
+  // `w` uses the official names (wrap other layouts with t5_official_view). With the default
+  // options the weights stay on the host in their stored dtype (bf16 for the official file); see
+  // ModelLoadOptions for a device.
+  T5Encoder(const io::WeightStore& w, const T5Config& cfg, const T5LoadOptions& opt = {});
   // Opens a checkpoint (.pth, .safetensors, index), in any supported naming, and infers the config.
-  static T5Encoder load(const std::string& path, EncoderConfigJson user = {});
+  static T5Encoder load(const std::string& path, EncoderConfigJson user = {}, const T5LoadOptions& opt = {});
 
   const T5Config& config() const { return cfg_; }
+  Device device() const { return opt_.device; }
 
-  // ids [L] int64 and mask [L] (1 = real token, 0 = padding) → hidden states [L, dim] f32, every
-  // position computed (padded queries too, as the reference).
+  // ids [L] int64 and mask [L] (1 = real token, 0 = padding) → hidden states [L, dim] f32 on the
+  // model's device, every position computed (padded queries too, as the reference). ids and mask
+  // may live anywhere; they are read on the host.
   Tensor forward(const Tensor& ids, const Tensor& mask) const;
 
   // What the Wan pipelines pass to the DiT for one prompt: clean, tokenize (EOS, pad to 512), run
@@ -74,6 +78,9 @@ class T5Encoder {
 
   // bias[h, i, j] = table[bucket(j - i), h] for L positions (host-side table lookup).
   Tensor position_bias(const Tensor& table, int64_t L) const;
+  // onehot[i·L + j, b] = 1 where b = bucket(j − i), else 0: [L·L, num_buckets] f32. On a device the
+  // biases of every block are one small GEMM each with this matrix, so only it crosses the bus.
+  Tensor bucket_onehot(int64_t L) const;
   // T5's bidirectional bucket of a relative position (key − query), with the reference's f32 log.
   static int64_t bucket(int64_t rel, int64_t num_buckets, int64_t max_dist);
 
@@ -83,7 +90,11 @@ class T5Encoder {
   Tensor ffn(const T5Block& b, const Tensor& x) const;
 
   T5Config cfg_;
+  T5LoadOptions opt_;
   T5Weights w_;
+  // Device copies of the position tables, transposed to [num_heads, num_buckets] (f32), so that
+  // bias = onehot · tableᵀ; undefined on the CPU, which uses position_bias.
+  std::vector<Tensor> pos_t_;  // per block, or one shared
 };
 
 }  // namespace x2v::models::wan

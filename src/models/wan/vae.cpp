@@ -43,13 +43,13 @@ struct Coder {
 
   // conv1: in → first; middle at width `mid`; head: last → out.
   void load_ends(const io::WeightStore& ws, const std::string& p, int64_t in, int64_t first, int64_t width,
-                 int64_t last, int64_t out) {
-    conv1 = Conv::load(ws, p + ".conv1", {first, in, 3, 3, 3});
-    mid0 = vae::ResidualBlock::load(ws, p + ".middle.0", width, width);
-    mid1 = vae::AttentionBlock::load(ws, p + ".middle.1", width);
-    mid2 = vae::ResidualBlock::load(ws, p + ".middle.2", width, width);
-    head_gamma = ws.load(p + ".head.0.gamma", {last, 1, 1, 1}).to(DType::F32).reshape({last});
-    head_conv = Conv::load(ws, p + ".head.2", {out, last, 3, 3, 3});
+                 int64_t last, int64_t out, const VaeLoadOptions& opt) {
+    conv1 = Conv::load(ws, p + ".conv1", {first, in, 3, 3, 3}, opt);
+    mid0 = vae::ResidualBlock::load(ws, p + ".middle.0", width, width, opt);
+    mid1 = vae::AttentionBlock::load(ws, p + ".middle.1", width, opt);
+    mid2 = vae::ResidualBlock::load(ws, p + ".middle.2", width, width, opt);
+    head_gamma = place_weight(ws.load(p + ".head.0.gamma", {last, 1, 1, 1}), DType::F32, opt.device).reshape({last});
+    head_conv = Conv::load(ws, p + ".head.2", {out, last, 3, 3, 3}, opt);
   }
 
   // Encoder: conv1, levels, middle, head. Decoder: conv1, middle, levels, head.
@@ -79,13 +79,13 @@ bool has_scale(const std::vector<double>& scales, double s) {
   return false;
 }
 
-Coder build_encoder(const io::WeightStore& ws, const VaeConfig& c) {
+Coder build_encoder(const io::WeightStore& ws, const VaeConfig& c, const VaeLoadOptions& opt) {
   std::vector<int64_t> m{1};
   m.insert(m.end(), c.dim_mult.begin(), c.dim_mult.end());
   const auto dims = widths(c.dim, m);
   const size_t levels = c.dim_mult.size();
   Coder e;
-  e.load_ends(ws, "encoder", c.version == 22 ? 12 : 3, dims[0], dims.back(), dims.back(), 2 * c.z_dim);
+  e.load_ends(ws, "encoder", c.version == 22 ? 12 : 3, dims[0], dims.back(), dims.back(), 2 * c.z_dim, opt);
   if (c.version == 21) {  // one flat Sequential: encoder.downsamples.K
     Stage s;
     int k = 0;
@@ -94,13 +94,13 @@ Coder build_encoder(const io::WeightStore& ws, const VaeConfig& c) {
       int64_t in = dims[i];
       const int64_t out = dims[i + 1];
       for (int64_t r = 0; r < c.num_res_blocks; ++r, in = out) {
-        s.layers.emplace_back(vae::ResidualBlock::load(ws, "encoder.downsamples." + std::to_string(k++), in, out));
+        s.layers.emplace_back(vae::ResidualBlock::load(ws, "encoder.downsamples." + std::to_string(k++), in, out, opt));
         if (has_scale(c.attn_scales, scale))
-          s.layers.emplace_back(vae::AttentionBlock::load(ws, "encoder.downsamples." + std::to_string(k++), out));
+          s.layers.emplace_back(vae::AttentionBlock::load(ws, "encoder.downsamples." + std::to_string(k++), out, opt));
       }
       if (i + 1 != levels) {
         const Mode mode = c.temperal_downsample[i] ? Mode::Downsample3d : Mode::Downsample2d;
-        s.layers.emplace_back(vae::Resample::load(ws, "encoder.downsamples." + std::to_string(k++), out, mode, 0));
+        s.layers.emplace_back(vae::Resample::load(ws, "encoder.downsamples." + std::to_string(k++), out, mode, 0, opt));
         scale /= 2.0;
       }
     }
@@ -114,10 +114,10 @@ Coder build_encoder(const io::WeightStore& ws, const VaeConfig& c) {
       const int64_t out = dims[i + 1];
       int j = 0;
       for (int64_t r = 0; r < c.num_res_blocks; ++r, in = out)
-        s.layers.emplace_back(vae::ResidualBlock::load(ws, p + std::to_string(j++), in, out));
+        s.layers.emplace_back(vae::ResidualBlock::load(ws, p + std::to_string(j++), in, out, opt));
       if (down)
         s.layers.emplace_back(vae::Resample::load(ws, p + std::to_string(j++), out,
-                                                  tdown ? Mode::Downsample3d : Mode::Downsample2d, 0));
+                                                  tdown ? Mode::Downsample3d : Mode::Downsample2d, 0, opt));
       s.down_shortcut = vae::AvgDown3D{dims[i], out, tdown ? 2 : 1, down ? 2 : 1};
       if ((dims[i] * s.down_shortcut->ft * s.down_shortcut->fs * s.down_shortcut->fs) % out)
         fail(ErrorKind::InvalidArgument, "Wan2.2 VAE: encoder level ", i, " cannot average ", dims[i], " into ", out, " channels");
@@ -127,7 +127,7 @@ Coder build_encoder(const io::WeightStore& ws, const VaeConfig& c) {
   return e;
 }
 
-Coder build_decoder(const io::WeightStore& ws, const VaeConfig& c) {
+Coder build_decoder(const io::WeightStore& ws, const VaeConfig& c, const VaeLoadOptions& opt) {
   std::vector<int64_t> m{c.dim_mult.back()};
   m.insert(m.end(), c.dim_mult.rbegin(), c.dim_mult.rend());
   const auto dims = widths(c.decoder_dim(), m);
@@ -135,7 +135,7 @@ Coder build_decoder(const io::WeightStore& ws, const VaeConfig& c) {
   std::vector<bool> tup(c.temperal_downsample.begin(), c.temperal_downsample.begin() + static_cast<long>(levels - 1));
   std::reverse(tup.begin(), tup.end());
   Coder d;
-  d.load_ends(ws, "decoder", c.z_dim, dims[0], dims[0], dims.back(), c.version == 22 ? 12 : 3);
+  d.load_ends(ws, "decoder", c.z_dim, dims[0], dims[0], dims.back(), c.version == 22 ? 12 : 3, opt);
   if (c.version == 21) {  // flat: decoder.upsamples.K; upsampling convs halve the channels
     Stage s;
     int k = 0;
@@ -145,13 +145,13 @@ Coder build_decoder(const io::WeightStore& ws, const VaeConfig& c) {
       const int64_t out = dims[i + 1];
       if (i >= 1 && i <= 3) in /= 2;  // as the reference (which hard-codes levels 1..3)
       for (int64_t r = 0; r <= c.num_res_blocks; ++r, in = out) {
-        s.layers.emplace_back(vae::ResidualBlock::load(ws, "decoder.upsamples." + std::to_string(k++), in, out));
+        s.layers.emplace_back(vae::ResidualBlock::load(ws, "decoder.upsamples." + std::to_string(k++), in, out, opt));
         if (has_scale(c.attn_scales, scale))
-          s.layers.emplace_back(vae::AttentionBlock::load(ws, "decoder.upsamples." + std::to_string(k++), out));
+          s.layers.emplace_back(vae::AttentionBlock::load(ws, "decoder.upsamples." + std::to_string(k++), out, opt));
       }
       if (i + 1 != levels) {
         const Mode mode = tup[i] ? Mode::Upsample3d : Mode::Upsample2d;
-        s.layers.emplace_back(vae::Resample::load(ws, "decoder.upsamples." + std::to_string(k++), out, mode, out / 2));
+        s.layers.emplace_back(vae::Resample::load(ws, "decoder.upsamples." + std::to_string(k++), out, mode, out / 2, opt));
         scale *= 2.0;
       }
     }
@@ -168,9 +168,9 @@ Coder build_decoder(const io::WeightStore& ws, const VaeConfig& c) {
       const int64_t out = dims[i + 1];
       int j = 0;
       for (int64_t r = 0; r <= c.num_res_blocks; ++r, in = out)
-        s.layers.emplace_back(vae::ResidualBlock::load(ws, p + std::to_string(j++), in, out));
+        s.layers.emplace_back(vae::ResidualBlock::load(ws, p + std::to_string(j++), in, out, opt));
       if (up) {
-        s.layers.emplace_back(vae::Resample::load(ws, p + std::to_string(j++), out, tu ? Mode::Upsample3d : Mode::Upsample2d, out));
+        s.layers.emplace_back(vae::Resample::load(ws, p + std::to_string(j++), out, tu ? Mode::Upsample3d : Mode::Upsample2d, out, opt));
         s.up_shortcut = vae::DupUp3D{dims[i], out, tu ? 2 : 1, 2};
         if ((out * s.up_shortcut->ft * 4) % dims[i])
           fail(ErrorKind::InvalidArgument, "Wan2.2 VAE: decoder level ", i, " cannot spread ", dims[i], " over ", out, " channels");
@@ -191,6 +191,7 @@ void put_frames(Tensor& dst, const Tensor& src, int64_t t0) {
 struct WanVAE::Impl {
   VaeConfig cfg;
   Coder encoder, decoder;
+  VaeLoadOptions opt;
   Conv conv1, conv2;                 // top level: encoder output → (mu, log_var); latent → decoder input
   std::vector<float> mean, inv_std;  // the reference's scale = [mean, 1/std] in f32
 };
@@ -200,25 +201,27 @@ WanVAE::~WanVAE() = default;
 WanVAE::WanVAE(WanVAE&&) noexcept = default;
 WanVAE& WanVAE::operator=(WanVAE&&) noexcept = default;
 const VaeConfig& WanVAE::config() const { return impl_->cfg; }
+Device WanVAE::device() const { return impl_->opt.device; }
 
-WanVAE WanVAE::load(const io::WeightStore& w, const VaeConfig& cfg) {
+WanVAE WanVAE::load(const io::WeightStore& w, const VaeConfig& cfg, const VaeLoadOptions& opt) {
   cfg.validate(w.source());
   auto impl = std::make_unique<Impl>();
   impl->cfg = cfg;
-  impl->encoder = build_encoder(w, cfg);
-  impl->decoder = build_decoder(w, cfg);
-  impl->conv1 = Conv::load(w, "conv1", {2 * cfg.z_dim, 2 * cfg.z_dim, 1, 1, 1});
-  impl->conv2 = Conv::load(w, "conv2", {cfg.z_dim, cfg.z_dim, 1, 1, 1});
+  impl->opt = opt;
+  impl->encoder = build_encoder(w, cfg, opt);
+  impl->decoder = build_decoder(w, cfg, opt);
+  impl->conv1 = Conv::load(w, "conv1", {2 * cfg.z_dim, 2 * cfg.z_dim, 1, 1, 1}, opt);
+  impl->conv2 = Conv::load(w, "conv2", {cfg.z_dim, cfg.z_dim, 1, 1, 1}, opt);
   impl->mean = cfg.latent_mean;
   for (float s : cfg.latent_std) impl->inv_std.push_back(1.0f / s);
   return WanVAE(std::move(impl));
 }
 
-WanVAE WanVAE::load(const std::string& weights_path, const std::string& config_path) {
+WanVAE WanVAE::load(const std::string& weights_path, const std::string& config_path, const VaeLoadOptions& opt) {
   std::shared_ptr<io::WeightStore> store = vae_official_names(io::open_weights(weights_path));
   VaeConfigFields given;
   if (!config_path.empty()) given = read_vae_config(config_path);
-  return load(*store, resolve_vae_config(given, *store));
+  return load(*store, resolve_vae_config(given, *store), opt);
 }
 
 Shape WanVAE::latent_shape(const Shape& v) const {
@@ -245,26 +248,28 @@ Tensor WanVAE::encode(const Tensor& video, const VaeProgress& progress) const {
   const Impl& m = *impl_;
   const Shape out_shape = latent_shape(video.shape());
   const int64_t z = m.cfg.z_dim, chunks = out_shape[1];
-  Tensor latent = Tensor::empty(out_shape, DType::F32, video.device());
+  const Device dev = m.opt.device;
+  Tensor latent = Tensor::empty(out_shape, DType::F32, dev);
   Caches caches;
   // Chunks [f0], [f1..f4], [f5..f8], …: each yields one latent frame. Frames past 1+4(chunks−1) are
   // never read (the reference drops them too).
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t t0 = i == 0 ? 0 : 1 + 4 * (i - 1), t1 = i == 0 ? 1 : t0 + 4;
-    Tensor x = ops::narrow(video, 1, t0, t1).to(DType::F32);  // any dtype in, one chunk converted at a time
+    // Any dtype and device in, one chunk converted and moved at a time.
+    Tensor x = ops::narrow(video, 1, t0, t1).to(DType::F32).to(dev);
     if (m.cfg.version == 22) x = vae::patchify2(x);
     caches.start_chunk();
     Tensor h = vae::pointwise_conv(m.conv1, m.encoder.forward(x, caches, false, false));
     put_frames(latent, ops::narrow(h, 0, 0, z), i);  // mu; the log-variance half is unused
     if (progress) progress(i + 1, chunks);
   }
-  // (mu − mean) · (1/std), per channel, in f32 as the reference.
+  // (mu − mean) · (1/std), per channel, in f32 as the reference: a host round trip of the small latent.
   Tensor host = latent.to(Device::CPU);
   float* p = host.data<float>();
   const int64_t per = host.numel() / z;
   for (int64_t c = 0; c < z; ++c)
     for (int64_t k = 0; k < per; ++k) p[c * per + k] = (p[c * per + k] - m.mean[static_cast<size_t>(c)]) * m.inv_std[static_cast<size_t>(c)];
-  return host.to(video.device());
+  return host.to(dev);
 }
 
 void WanVAE::decode_stream(const Tensor& zin, const FrameSink& sink, const VaeProgress& progress) const {
@@ -277,7 +282,7 @@ void WanVAE::decode_stream(const Tensor& zin, const FrameSink& sink, const VaePr
   const int64_t per = mu.numel() / z;
   for (int64_t c = 0; c < z; ++c)
     for (int64_t k = 0; k < per; ++k) p[c * per + k] = p[c * per + k] / m.inv_std[static_cast<size_t>(c)] + m.mean[static_cast<size_t>(c)];
-  Tensor x = vae::pointwise_conv(m.conv2, mu.to(zin.device()));
+  Tensor x = vae::pointwise_conv(m.conv2, mu.to(m.opt.device));
 
   Caches caches;
   int64_t t = 0;
@@ -295,8 +300,8 @@ void WanVAE::decode_stream(const Tensor& zin, const FrameSink& sink, const VaePr
 
 Tensor WanVAE::decode(const Tensor& z, Tensor* unclamped, const VaeProgress& progress) const {
   const Shape out_shape = video_shape(z.shape());
-  Tensor out = Tensor::empty(out_shape, DType::F32, z.device());
-  Tensor raw = unclamped ? Tensor::empty(out_shape, DType::F32, z.device()) : Tensor();
+  Tensor out = Tensor::empty(out_shape, DType::F32, device());
+  Tensor raw = unclamped ? Tensor::empty(out_shape, DType::F32, device()) : Tensor();
   int64_t t = 0;
   decode_stream(
       z,

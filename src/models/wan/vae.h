@@ -16,6 +16,7 @@
 
 #include "core/tensor.h"
 #include "io/weights.h"
+#include "models/wan/load_options.h"
 
 namespace x2v::models::wan {
 
@@ -68,17 +69,21 @@ using VaeProgress = std::function<void(int64_t done, int64_t total)>;
 
 class WanVAE {
  public:
-  // Loads and checks every tensor (official names; see vae_official_names). Weights are kept in f32.
-  static WanVAE load(const io::WeightStore& w, const VaeConfig& cfg);
+  // Loads and checks every tensor (official names; see vae_official_names). Convolution and attention
+  // weights are kept in opt.matmul_dtype, norm gains and biases in f32, all on opt.device.
+  static WanVAE load(const io::WeightStore& w, const VaeConfig& cfg, const VaeLoadOptions& opt = {});
   // From a file (official or diffusers names; .safetensors, index or .pth) and an optional JSON config
   // ("" = infer everything from the weights).
-  static WanVAE load(const std::string& weights_path, const std::string& config_path = "");
+  static WanVAE load(const std::string& weights_path, const std::string& config_path = "",
+                     const VaeLoadOptions& opt = {});
   ~WanVAE();
   WanVAE(WanVAE&&) noexcept;
   WanVAE& operator=(WanVAE&&) noexcept;
 
   const VaeConfig& config() const;
+  Device device() const;  // where the weights live, the work runs and the outputs are
 
+  // Inputs may be on any device (moved a chunk at a time); outputs are f32 on device().
   // video [3, T, H, W] in [-1, 1] → normalized latent [z_dim, 1 + (T−1)/4, H/s, W/s] (s = 8 or 16).
   // As in the reference, trailing frames beyond the last 1+4n are dropped. H and W must be multiples
   // of s.

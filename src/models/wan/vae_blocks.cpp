@@ -11,18 +11,18 @@ CacheSlot& Caches::next() {
   return slots_[next_++];
 }
 
-Conv Conv::load(const io::WeightStore& ws, const std::string& prefix, const Shape& w_shape) {
+Conv Conv::load(const io::WeightStore& ws, const std::string& prefix, const Shape& w_shape, const VaeLoadOptions& opt) {
   Conv c;
-  c.w = ws.load(prefix + ".weight", w_shape).to(DType::F32);
+  c.w = place_weight(ws.load(prefix + ".weight", w_shape), opt.matmul_dtype, opt.device);
   if (c.w.dim() == 4) c.w = c.w.reshape({w_shape[0], w_shape[1], 1, w_shape[2], w_shape[3]});
-  c.b = ws.load(prefix + ".bias", {w_shape[0]}).to(DType::F32);
+  c.b = place_weight(ws.load(prefix + ".bias", {w_shape[0]}), DType::F32, opt.device);
   return c;
 }
 
 namespace {
-Tensor load_gamma(const io::WeightStore& ws, const std::string& name, int64_t C, bool image) {
+Tensor load_gamma(const io::WeightStore& ws, const std::string& name, int64_t C, bool image, const VaeLoadOptions& opt) {
   Shape s = image ? Shape{C, 1, 1} : Shape{C, 1, 1, 1};
-  return ws.load(name, s).to(DType::F32).reshape({C});
+  return place_weight(ws.load(name, s), DType::F32, opt.device).reshape({C});
 }
 
 Tensor last_frames(const Tensor& x, int64_t n) {
@@ -45,15 +45,16 @@ Tensor causal_conv(const Conv& c, const Tensor& x, CacheSlot& cache) {
 
 Tensor pointwise_conv(const Conv& c, const Tensor& x) { return ops::conv3d(x, c.w, c.b, {1, 1, 1}, {}); }
 
-Tensor norm_silu(const Tensor& x, const Tensor& gamma) { return ops::silu(ops::channel_rms_norm(x, gamma)); }
+Tensor norm_silu(const Tensor& x, const Tensor& gamma) { return ops::channel_rms_norm_silu(x, gamma); }
 
-ResidualBlock ResidualBlock::load(const io::WeightStore& ws, const std::string& p, int64_t in, int64_t out) {
+ResidualBlock ResidualBlock::load(const io::WeightStore& ws, const std::string& p, int64_t in, int64_t out,
+                                  const VaeLoadOptions& opt) {
   ResidualBlock r;
-  r.gamma1 = load_gamma(ws, p + ".residual.0.gamma", in, false);
-  r.conv1 = Conv::load(ws, p + ".residual.2", {out, in, 3, 3, 3});
-  r.gamma2 = load_gamma(ws, p + ".residual.3.gamma", out, false);
-  r.conv2 = Conv::load(ws, p + ".residual.6", {out, out, 3, 3, 3});
-  if (in != out) r.shortcut = Conv::load(ws, p + ".shortcut", {out, in, 1, 1, 1});
+  r.gamma1 = load_gamma(ws, p + ".residual.0.gamma", in, false, opt);
+  r.conv1 = Conv::load(ws, p + ".residual.2", {out, in, 3, 3, 3}, opt);
+  r.gamma2 = load_gamma(ws, p + ".residual.3.gamma", out, false, opt);
+  r.conv2 = Conv::load(ws, p + ".residual.6", {out, out, 3, 3, 3}, opt);
+  if (in != out) r.shortcut = Conv::load(ws, p + ".shortcut", {out, in, 1, 1, 1}, opt);
   return r;
 }
 
@@ -63,13 +64,13 @@ Tensor ResidualBlock::forward(const Tensor& x, Caches& caches) const {
   return ops::add(h, shortcut ? pointwise_conv(*shortcut, x) : x);
 }
 
-AttentionBlock AttentionBlock::load(const io::WeightStore& ws, const std::string& p, int64_t C) {
+AttentionBlock AttentionBlock::load(const io::WeightStore& ws, const std::string& p, int64_t C, const VaeLoadOptions& opt) {
   AttentionBlock a;
-  a.gamma = load_gamma(ws, p + ".norm.gamma", C, true);
-  a.qkv_w = ws.load(p + ".to_qkv.weight", {3 * C, C, 1, 1}).to(DType::F32).reshape({3 * C, C});
-  a.qkv_b = ws.load(p + ".to_qkv.bias", {3 * C}).to(DType::F32);
-  a.proj_w = ws.load(p + ".proj.weight", {C, C, 1, 1}).to(DType::F32).reshape({C, C});
-  a.proj_b = ws.load(p + ".proj.bias", {C}).to(DType::F32);
+  a.gamma = load_gamma(ws, p + ".norm.gamma", C, true, opt);
+  a.qkv_w = place_weight(ws.load(p + ".to_qkv.weight", {3 * C, C, 1, 1}), opt.matmul_dtype, opt.device).reshape({3 * C, C});
+  a.qkv_b = place_weight(ws.load(p + ".to_qkv.bias", {3 * C}), DType::F32, opt.device);
+  a.proj_w = place_weight(ws.load(p + ".proj.weight", {C, C, 1, 1}), opt.matmul_dtype, opt.device).reshape({C, C});
+  a.proj_b = place_weight(ws.load(p + ".proj.bias", {C}), DType::F32, opt.device);
   return a;
 }
 
@@ -89,13 +90,14 @@ Tensor AttentionBlock::forward(const Tensor& x) const {
   return ops::add(ops::permute(o, {1, 0}).reshape(x.shape()), x);
 }
 
-Resample Resample::load(const io::WeightStore& ws, const std::string& p, int64_t C, Mode mode, int64_t up_out) {
+Resample Resample::load(const io::WeightStore& ws, const std::string& p, int64_t C, Mode mode, int64_t up_out,
+                        const VaeLoadOptions& opt) {
   Resample r;
   r.mode = mode;
   const bool up = mode == Mode::Upsample2d || mode == Mode::Upsample3d;
-  r.spatial = Conv::load(ws, p + ".resample.1", {up ? up_out : C, C, 3, 3});
-  if (mode == Mode::Upsample3d) r.time = Conv::load(ws, p + ".time_conv", {2 * C, C, 3, 1, 1});
-  if (mode == Mode::Downsample3d) r.time = Conv::load(ws, p + ".time_conv", {C, C, 3, 1, 1});
+  r.spatial = Conv::load(ws, p + ".resample.1", {up ? up_out : C, C, 3, 3}, opt);
+  if (mode == Mode::Upsample3d) r.time = Conv::load(ws, p + ".time_conv", {2 * C, C, 3, 1, 1}, opt);
+  if (mode == Mode::Downsample3d) r.time = Conv::load(ws, p + ".time_conv", {C, C, 3, 1, 1}, opt);
   return r;
 }
 
@@ -146,57 +148,34 @@ Tensor forward(const Layer& l, const Tensor& x, Caches& caches) {
   return std::get<Resample>(l).forward(x, caches);
 }
 
-namespace {
-void require_host(const Tensor& x, const char* what) {
-  if (!x.is_cpu())
-    fail(ErrorKind::Unsupported, what, ": no ", device_name(x.device()), " implementation yet; run the VAE on the CPU");
-}
-}  // namespace
-
 Tensor AvgDown3D::forward(const Tensor& xin) const {
-  require_host(xin, "AvgDown3D");
-  Tensor x = xin.to(DType::F32);
+  const Tensor x = xin.dtype() == DType::F32 ? xin : xin.to(DType::F32);
   const int64_t T = x.size(1), H = x.size(2), W = x.size(3);
   const int64_t F = ft * fs * fs, g = in * F / out, pad = (ft - T % ft) % ft;
-  const int64_t To = (T + pad) / ft, Ho = H / fs, Wo = W / fs;
-  Tensor y = Tensor::empty({out, To, Ho, Wo}, DType::F32);
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-  // Expanded channel e = c·F + (it·fs² + ih·fs + iw); output channel o averages e ∈ [o·g, (o+1)·g).
-#pragma omp parallel for if (y.numel() > (1 << 20))
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t t = 0; t < To; ++t)
-      for (int64_t h = 0; h < Ho; ++h)
-        for (int64_t w = 0; w < Wo; ++w) {
-          float s = 0.f;
-          for (int64_t e = o * g; e < (o + 1) * g; ++e) {
-            const int64_t c = e / F, r = e % F, it = r / (fs * fs), ih = (r / fs) % fs, iw = r % fs;
-            const int64_t ti = t * ft + it - pad;  // zero frames were padded in front
-            if (ti >= 0) s += xp[((c * T + ti) * H + h * fs + ih) * W + w * fs + iw];
-          }
-          yp[((o * To + t) * Ho + h) * Wo + w] = s / static_cast<float>(g);
-        }
-  return y;
+  const int64_t To = (T + pad) / ft, Ho = H / fs, Wo = W / fs, N = To * Ho * Wo;
+  Tensor p = pad ? ops::concat({Tensor::zeros({in, pad, H, W}, DType::F32, x.device()), x}, 1) : x;
+  // Unfold into e = (c·ft + it)·fs² + ih·fs + iw, in two permutes of rank ≤ 6: time, then space.
+  Tensor a = ops::permute(p.reshape({in, To, ft, H * W}), {1, 0, 2, 3}).reshape({To, in * ft, Ho, fs, Wo, fs});
+  Tensor e = ops::permute(a, {0, 2, 4, 1, 3, 5}).reshape({N, out, g});
+  // The g members of a group first, so each is a view; summed in order as a plain loop would.
+  Tensor members = ops::permute(e, {2, 0, 1});  // [g, N, out]
+  Tensor s = members[0].clone();
+  for (int64_t r = 1; r < g; ++r) ops::add_(s, members[r]);
+  Tensor mean = ops::scale(s, 1.f / static_cast<float>(g));
+  return ops::permute(mean, {1, 0}).reshape({out, To, Ho, Wo});
 }
 
 Tensor DupUp3D::forward(const Tensor& xin, bool first_chunk) const {
-  require_host(xin, "DupUp3D");
-  Tensor x = xin.to(DType::F32);
+  const Tensor x = xin.dtype() == DType::F32 ? xin : xin.to(DType::F32);
   const int64_t T = x.size(1), H = x.size(2), W = x.size(3);
   const int64_t F = ft * fs * fs, rep = out * F / in;
   const int64_t To = T * ft, Ho = H * fs, Wo = W * fs;
-  Tensor y = Tensor::empty({out, To, Ho, Wo}, DType::F32);
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-  // Each input channel repeated `rep` times gives expanded channel e = oc·F + (it·fs² + ih·fs + iw).
-#pragma omp parallel for if (y.numel() > (1 << 20))
-  for (int64_t oc = 0; oc < out; ++oc)
-    for (int64_t to = 0; to < To; ++to)
-      for (int64_t ho = 0; ho < Ho; ++ho)
-        for (int64_t wo = 0; wo < Wo; ++wo) {
-          const int64_t e = oc * F + (to % ft) * fs * fs + (ho % fs) * fs + wo % fs;
-          yp[((oc * To + to) * Ho + ho) * Wo + wo] = xp[(((e / rep) * T + to / ft) * H + ho / fs) * W + wo / fs];
-        }
+  // Unfolded channel e takes input channel e / rep: each channel `rep` times in a row.
+  Tensor e = x.reshape({in, 1, T * H * W});
+  if (rep > 1) e = ops::concat(std::vector<Tensor>(static_cast<size_t>(rep), e), 1);
+  // e = oc·F + it·fs² + ih·fs + iw → [oc, t·ft + it, h·fs + ih, w·fs + iw]: time, then space.
+  Tensor a = ops::permute(e.reshape({out, ft, fs * fs, T, H * W}), {0, 3, 1, 2, 4}).reshape({out * To, fs, fs, H, W});
+  Tensor y = ops::permute(a, {0, 3, 1, 4, 2}).reshape({out, To, Ho, Wo});
   // The first latent frame stands for one video frame, not ft.
   return first_chunk && ft > 1 ? ops::narrow(y, 1, ft - 1, To) : y;
 }

@@ -13,6 +13,7 @@
 
 #include "core/tensor.h"
 #include "io/weights.h"
+#include "models/wan/load_options.h"
 
 namespace x2v::models::wan::vae {
 
@@ -34,7 +35,9 @@ class Caches {
 
 struct Conv {
   Tensor w, b;  // w [Cout, Cin, kt, kh, kw] (2D convs are stored with kt = 1), b [Cout]
-  static Conv load(const io::WeightStore& ws, const std::string& prefix, const Shape& w_shape);
+  // w in opt.matmul_dtype, b in f32, both on opt.device.
+  static Conv load(const io::WeightStore& ws, const std::string& prefix, const Shape& w_shape,
+                   const VaeLoadOptions& opt = {});
   int64_t out_channels() const { return w.size(0); }
 };
 
@@ -44,14 +47,15 @@ Tensor causal_conv(const Conv& c, const Tensor& x, CacheSlot& cache);
 // CausalConv3d 1×1×1: no temporal context, no cache.
 Tensor pointwise_conv(const Conv& c, const Tensor& x);
 
-// RMS_norm → SiLU (the pre-activation every residual branch and head starts with).
+// RMS_norm → SiLU (the pre-activation every residual branch and head starts with), one fused op.
 Tensor norm_silu(const Tensor& x, const Tensor& gamma);
 
 struct ResidualBlock {
   Tensor gamma1, gamma2;
   Conv conv1, conv2;
   std::optional<Conv> shortcut;  // 1×1×1 when in ≠ out
-  static ResidualBlock load(const io::WeightStore& ws, const std::string& prefix, int64_t in, int64_t out);
+  static ResidualBlock load(const io::WeightStore& ws, const std::string& prefix, int64_t in, int64_t out,
+                            const VaeLoadOptions& opt = {});
   Tensor forward(const Tensor& x, Caches& caches) const;
 };
 
@@ -59,7 +63,8 @@ struct ResidualBlock {
 struct AttentionBlock {
   Tensor gamma;
   Tensor qkv_w, qkv_b, proj_w, proj_b;  // 1×1 conv weights kept as linear [out, in]
-  static AttentionBlock load(const io::WeightStore& ws, const std::string& prefix, int64_t C);
+  static AttentionBlock load(const io::WeightStore& ws, const std::string& prefix, int64_t C,
+                             const VaeLoadOptions& opt = {});
   Tensor forward(const Tensor& x) const;
 };
 
@@ -69,15 +74,19 @@ struct Resample {
   Conv spatial;                 // resample.1: 3×3 conv, stored as [Cout, Cin, 1, 3, 3]
   std::optional<Conv> time;     // time_conv of the 3d modes
   // `up_out`: output channels of the upsampling conv (Wan2.1: C/2, Wan2.2: C).
-  static Resample load(const io::WeightStore& ws, const std::string& prefix, int64_t C, Mode mode, int64_t up_out);
+  static Resample load(const io::WeightStore& ws, const std::string& prefix, int64_t C, Mode mode, int64_t up_out,
+                       const VaeLoadOptions& opt = {});
   Tensor forward(const Tensor& x, Caches& caches) const;
 };
 
 using Layer = std::variant<ResidualBlock, AttentionBlock, Resample>;
 Tensor forward(const Layer& l, const Tensor& x, Caches& caches);
 
-// Wan2.2's parameter-free shortcuts (wan-spec §5.4). CPU tensors only for now: they are cheap
-// gathers that the device backend will get as a kernel.
+// Wan2.2's parameter-free shortcuts (wan-spec §5.4), written with layout ops so that they run on
+// any device. AvgDown3D: zero frames in front up to a multiple of ft, each ft×fs×fs block unfolded
+// into channels (e = c·ft·fs² + it·fs² + ih·fs + iw), and groups of in·ft·fs²/out consecutive
+// unfolded channels averaged. DupUp3D: each channel repeated out·ft·fs²/in times and the unfolded
+// channels folded back into ft×fs×fs blocks (dropping the first ft − 1 frames of the first chunk).
 struct AvgDown3D {
   int64_t in, out, ft, fs;
   Tensor forward(const Tensor& x) const;
