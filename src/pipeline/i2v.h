@@ -26,8 +26,8 @@ I2VSize i2v_size(int64_t image_h, int64_t image_w, int64_t max_area);
 // msk [4, T_lat, lat_h, lat_w] f32: latent frame 0 all ones, every other latent frame zeros.
 Tensor i2v_mask(int frames, int lat_h, int lat_w);
 
-// The VAE input [3, F, h, w]: frame 0 the image [3, h0, w0] (f32 in [-1, 1]) resized bicubically to
-// (h, w), unclamped; frames 1..F-1 zero.
-Tensor i2v_vae_input(const Tensor& image_unit, int frames, int h, int w);
+// The VAE input [3, F, h, w] on `device`: frame 0 the image [3, h0, w0] (f32 in [-1, 1]) resized
+// bicubically to (h, w) on the host, unclamped; frames 1..F-1 zero.
+Tensor i2v_vae_input(const Tensor& image_unit, int frames, int h, int w, Device device = Device::CPU);
 
 }  // namespace x2v::pipeline

@@ -133,10 +133,10 @@ std::shared_ptr<io::WeightStore> check_vae_kind(const std::string& path) {
   return named;
 }
 
-wan::WanVAE load_vae(const std::string& path) {
+wan::WanVAE load_vae(const std::string& path, const wan::VaeLoadOptions& opt) {
   std::shared_ptr<io::WeightStore> named = check_vae_kind(path);
   wan::VaeConfig cfg = wan::resolve_vae_config({}, *named);
-  return wan::WanVAE::load(*named, cfg);
+  return wan::WanVAE::load(*named, cfg, opt);
 }
 
 void check_parent_writable(const std::string& path, const char* option) {
@@ -182,6 +182,11 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
   check_outputs(s);
 
   const bool i2v = s.task == Task::I2V;
+  // Every network runs on s.device, and what passes between the stages (text context, CLIP
+  // features, the I2V latent, the denoised latent, the video) stays there; only the final video
+  // comes back to the host to be written.
+  const Device dev = s.device;
+  const wan::ModelLoadOptions mopt = wan::ModelLoadOptions::for_device(dev);
   Needs needs;
   needs.text_encoder = s.text_embeddings.empty();
   needs.clip = i2v && s.clip_embeddings.empty();
@@ -232,7 +237,7 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
     poll();
     Stage st(res, obs, "text encoder", s.cfg ? 2 : 1);
     wan::Tokenizer tok = wan::Tokenizer::open(files.tokenizer);
-    wan::T5Encoder t5 = wan::T5Encoder::load(files.t5);
+    wan::T5Encoder t5 = wan::T5Encoder::load(files.t5, {}, mopt);
     context = t5.encode(tok, s.prompt);
     st.progress(1);
     poll();
@@ -262,7 +267,7 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
       Stage st(res, obs, "image encoder", 0);
       wan::EncoderConfigJson user;
       if (!files.clip_config.empty()) user = wan::EncoderConfigJson(files.clip_config);
-      wan::ClipVisionEncoder clip = wan::ClipVisionEncoder::load(files.clip, std::move(user));
+      wan::ClipVisionEncoder clip = wan::ClipVisionEncoder::load(files.clip, std::move(user), mopt);
       clip_fea = clip.encode(image);
     }
     if (clip_fea.dim() == 3 && clip_fea.size(0) == 1) clip_fea = clip_fea[0];
@@ -272,14 +277,14 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
     {
       poll();
       Stage st(res, obs, "VAE encode", 0);
-      vae.emplace(load_vae(files.vae));
-      Tensor video_in = i2v_vae_input(image, s.frames, height, width);
+      vae.emplace(load_vae(files.vae, mopt));
+      Tensor video_in = i2v_vae_input(image, s.frames, height, width, dev);
       Tensor latent = vae->encode(video_in, [&](int64_t done, int64_t total) {
         st.progress(done, total);
         poll();
       });
-      Tensor mask = i2v_mask(s.frames, sz.lat_h, sz.lat_w);
-      y = ops::concat({mask, latent.to(DType::F32)}, 0);
+      Tensor mask = i2v_mask(s.frames, sz.lat_h, sz.lat_w).to(dev);
+      y = ops::concat({mask, latent}, 0);
     }
   } else {
     check_size(width, height, "--size");
@@ -289,8 +294,8 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
 
   // 3. The DiT.
   wan::DitLoadOptions dopt;
-  dopt.device = s.device;
-  dopt.matmul_dtype = s.device == Device::CPU ? DType::F32 : DType::BF16;
+  dopt.device = mopt.device;
+  dopt.matmul_dtype = mopt.matmul_dtype;
   std::optional<wan::DitModel> dit;
   {
     poll();
@@ -320,7 +325,6 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
     poll();
     Stage st(res, obs, "denoise", s.sampler.steps);
     std::unique_ptr<sched::Sampler> sampler = sched::make_sampler(s.sampler);
-    const Device dev = s.device;
     Tensor yd = y.defined() ? y.to(dev) : Tensor();
     const wan::DitContext ctx_c = dit->embed_context(context.to(dev), clip_fea.defined() ? clip_fea.to(dev) : Tensor());
     wan::DitContext ctx_u;
@@ -344,13 +348,13 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
   {
     poll();
     Stage st(res, obs, "VAE decode", 0);
-    if (!vae) vae.emplace(load_vae(files.vae));
-    res.video = vae->decode(x.to(Device::CPU).to(DType::F32), nullptr,
-                            [&](int64_t done, int64_t total) {
-        st.progress(done, total);
-        poll();
-      })
-                    .to(DType::F32);
+    if (!vae) vae.emplace(load_vae(files.vae, mopt));
+    const Tensor video = vae->decode(x, nullptr, [&](int64_t done, int64_t total) {
+      st.progress(done, total);
+      poll();
+    });
+    vae.reset();
+    res.video = video.to(Device::CPU);
   }
 
   // 7. Outputs, each written to a temporary name and renamed.
