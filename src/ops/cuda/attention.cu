@@ -5,6 +5,7 @@
 // The cuDNN graph is the SDPA pattern its engines recognize: S = Q·Kᵀ (f32), S·scale, row max,
 // exp(S − max), row sum, divide, P (bf16) · V. Plans are cached per shape; building one runs the
 // heuristics and may compile a kernel at run time, so the first call of a shape is slow.
+#include <algorithm>
 #include <cfloat>
 #include <cstdio>
 #include <cstdlib>
@@ -105,12 +106,21 @@ __global__ void k_attention(const T* q, const T* k, const T* v, T* o, const B* b
 Tensor materialized_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
                               const Tensor& keep);
 
-// allow_gemm: short sequences may take the materialized path (two GEMMs and a softmax) instead.
+// The materialized path keeps its f32 scores within this many elements (256 MiB): whole when they
+// fit, else (without a bias) a block of queries at a time.
+constexpr int64_t kMaxScores = int64_t(64) << 20;
+
+// allow_gemm: the materialized path (two GEMMs and a softmax) may be taken instead of the SIMT
+// kernel: always without a bias (queries are then chunked to bound the scores), with a bias when
+// all its scores fit at once.
 Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
                      const Tensor& key_mask, bool allow_gemm) {
   const int64_t Lq = q.size(0), H = q.size(1), D = q.size(2), Lk = k.size(0), Dv = v.size(2);
-  if (D > kMaxD || Dv > kMaxD)
-    fail(ErrorKind::Unsupported, "CUDA attention: head dims ", D, "/", Dv, " exceed ", kMaxD);
+  const bool gemm = allow_gemm && (!bias.defined() || H * Lq * Lk <= kMaxScores);
+  if (!gemm && (D > kMaxD || Dv > kMaxD))
+    fail(ErrorKind::Unsupported, "CUDA attention: head dims ", D, "/", Dv, " exceed the own kernel's ", kMaxD,
+         bias.defined() ? " and the bias's scores are too many for the two-GEMM path (split the queries)"
+                        : " (use the automatic choice, which takes the two-GEMM path for any head dim)");
   Tensor out = Tensor::empty({Lq, H, Dv}, q.dtype(), Device::CUDA);
   if (!out.numel()) return out;
   // Inputs in one dtype (q's): the kernel templates on a single element type.
@@ -122,8 +132,8 @@ Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
     for (int64_t j = 0; j < Lk; ++j) h.data<uint8_t>()[j] = mv[static_cast<size_t>(j)] != 0.f;
     keep = h.to(Device::CUDA);
   }
-  // Scores of at most 256 MiB (f32) are cheaper through two GEMMs than through the SIMT kernel.
-  if (allow_gemm && H * Lq * Lk <= (int64_t(64) << 20)) return materialized_attention(q, kk, vv, scale, bias, keep);
+  // Two GEMMs are cheaper than the SIMT kernel whenever their scores can be held.
+  if (gemm) return materialized_attention(q, kk, vv, scale, bias, keep);
   const size_t smem = sizeof(float) * static_cast<size_t>(kTile * (D + 1) + kTile * Dv + kWarps * D);
   dim3 grid(static_cast<unsigned>((Lq + kWarps - 1) / kWarps), static_cast<unsigned>(H));
   if (H > 65535) fail(ErrorKind::Unsupported, "CUDA attention: ", H, " heads");
@@ -184,21 +194,33 @@ __global__ void k_softmax_rows(const float* S, const B* bias, const uint8_t* kee
 Tensor materialized_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
                               const Tensor& keep) {
   const int64_t Lq = q.size(0), H = q.size(1), Lk = k.size(0), Dv = v.size(2);
-  Tensor qh = permute(x2v::cuda::as_bf16(q), {1, 0, 2}), kh = permute(x2v::cuda::as_bf16(k), {1, 0, 2});
-  Tensor S = matmul_nt(qh, kh, DType::F32);  // [H, Lq, Lk]
-  Tensor P = Tensor::empty({H, Lq, Lk}, DType::BF16, Device::CUDA);
-  auto run = [&](auto tb) {
-    using B = decltype(tb);
-    k_softmax_rows<B><<<static_cast<unsigned>(H * Lq), 256, 0, stream()>>>(
-        static_cast<const float*>(S.raw()), bias.defined() ? static_cast<const B*>(bias.raw()) : nullptr,
-        keep.defined() ? static_cast<const uint8_t*>(keep.raw()) : nullptr, static_cast<__nv_bfloat16*>(P.raw()), Lk,
-        scale);
-  };
-  X2V_DISPATCH_FLOAT(bias.defined() ? bias.dtype() : DType::F32, B, run(B{}));
-  X2V_LAUNCH_CHECK();
+  // Query rows per pass: the f32 scores [H, rows, Lk] stay within kMaxScores. A bias is only
+  // given here when everything fits (its rows are not contiguous per query block).
+  const int64_t rows = bias.defined() ? Lq : std::max<int64_t>(1, std::min(Lq, kMaxScores / std::max<int64_t>(1, H * Lk)));
+  Tensor kh = permute(x2v::cuda::as_bf16(k), {1, 0, 2});  // [H, Lk, D]
   Tensor vt = permute(x2v::cuda::as_bf16(v), {1, 2, 0});  // [H, Dv, Lk]
-  Tensor oh = matmul_nt(P, vt, q.dtype());                   // [H, Lq, Dv]
-  return permute(oh, {1, 0, 2}).reshape({Lq, H, Dv});
+  const Tensor qb = x2v::cuda::as_bf16(q);
+  Tensor out = rows < Lq ? Tensor::empty({Lq, H, Dv}, q.dtype(), Device::CUDA) : Tensor();
+  for (int64_t r0 = 0; r0 < Lq; r0 += rows) {
+    const int64_t n = std::min(rows, Lq - r0);
+    Tensor qh = permute(qb.slice(r0, r0 + n), {1, 0, 2});  // [H, n, D]
+    Tensor S = matmul_nt(qh, kh, DType::F32);              // [H, n, Lk]
+    Tensor P = Tensor::empty({H, n, Lk}, DType::BF16, Device::CUDA);
+    auto run = [&](auto tb) {
+      using B = decltype(tb);
+      k_softmax_rows<B><<<static_cast<unsigned>(H * n), 256, 0, stream()>>>(
+          static_cast<const float*>(S.raw()), bias.defined() ? static_cast<const B*>(bias.raw()) : nullptr,
+          keep.defined() ? static_cast<const uint8_t*>(keep.raw()) : nullptr, static_cast<__nv_bfloat16*>(P.raw()),
+          Lk, scale);
+    };
+    X2V_DISPATCH_FLOAT(bias.defined() ? bias.dtype() : DType::F32, B, run(B{}));
+    X2V_LAUNCH_CHECK();
+    S = Tensor();  // free the scores before the second GEMM allocates its output
+    Tensor o = permute(matmul_nt(P, vt, q.dtype()), {1, 0, 2});  // [n, H, Dv]
+    if (rows >= Lq) return o.reshape({Lq, H, Dv});
+    out.slice(r0, r0 + n).copy_from(o);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
