@@ -2,6 +2,7 @@
 // and the non-zero canonical combining classes of Unicode 14.0 (the version Python 3.11's
 // unicodedata carries); Hangul syllables are handled by their arithmetic.
 #include <algorithm>
+#include <cstdint>
 #include <unordered_map>
 
 #include "models/wan/text_clean.h"
