@@ -11,7 +11,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 src="$here"
 fixtures="${X2V_FIXTURES:-$here/../shared/fixtures}"
-bench_args="--what gemm,attn,dit,dit-model,conv,vae,t5 --reps 3"
+bench_args="--what gemm,attn,dit,conv,vae,t5 --reps 3"
 check_args=""
 do_check=1
 do_bench=1

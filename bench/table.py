@@ -25,10 +25,7 @@ for r in rows:
         print(f"{b:11s} {r['model'] + ' ' + r['res']:28s} layers {r['layers']:3d} fwd {r['forward_ms']:8.1f} ms "
               f"cfg {r['cfg_ms']:8.1f} ms peak {r['peak_gib']:.1f} GiB "
               f"{r['tflops_effective']:.0f} TFLOP/s{'' if r['output_finite'] else ' NON-FINITE'}")
-    elif b == "dit_model" and "forward_ms" in r:
-        print(f"{b:11s} {r['model'] + ' ' + r['res']:28s} layers {r['layers']:3d} fwd {r['forward_ms']:8.1f} ms "
-              f"(model code) peak {r['peak_gib']:.1f} GiB{'' if r['output_finite'] else ' NON-FINITE'}")
-    elif b == "vae_decode" and "ms" in r:
+    elif b in ("vae_decode", "vae_encode") and "ms" in r:
         print(f"{b:11s} {r['res']:28s} {r['frames']:3d} frames {r['ms']:8.1f} ms peak {r['peak_gib']:.2f} GiB "
               f"(output {r['output_gib']:.2f} GiB)")
     elif b == "t5" and "ms" in r:
