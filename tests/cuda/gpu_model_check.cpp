@@ -127,8 +127,12 @@ void check_clip() {
   for (const char* file : {"clip.safetensors", "clip.fp16.pth"}) {
     guarded(std::string("clip ") + file, [&] {
       io::SafeTensors io = io::SafeTensors::open(fx("clip.io.safetensors"));
+      // The head count is not in the weights: without the fixture's configuration (4 heads) the
+      // ViT-H default of 16 applies, a different network (rel L2 0.27 on the CPU as well).
+      const wan::EncoderConfigJson cfg =
+          wan::EncoderConfigJson::parse(meta().at("clip").at("config").dump(), "meta.json clip.config");
       wan::ClipVisionEncoder clip =
-          wan::ClipVisionEncoder::load(fx(file), {}, wan::ModelLoadOptions::for_device(Device::CUDA));
+          wan::ClipVisionEncoder::load(fx(file), cfg, wan::ModelLoadOptions::for_device(Device::CUDA));
       Tensor image = load_f32(io, "image");
       report(std::string("clip ") + file + " preprocess (host)", clip.preprocess(image), load_f32(io, "preprocessed"),
              Device::CPU);
