@@ -239,6 +239,8 @@ void check_e2e(const std::string& tmp) {
       r.solver = sched::parse_solver(e.at("solver").get<std::string>());
       r.seed = 0;
       r.device = Device::CUDA;
+      // resolve() wants somewhere to write; the comparison below reads res.video, not this file.
+      r.output_tensor = tmp + "/" + name + ".safetensors";
       if (dit == "dit_i2v") {
         r.task = pipeline::Task::I2V;
         r.max_area = e.at("max_area").get<int64_t>();
