@@ -87,10 +87,11 @@ void gated_add_(Tensor& x, const Tensor& y, const Tensor& gate) {
 
 void add_(Tensor& x, const Tensor& y) {
   detail::common_device("add_", {&x, &y});
-  if (x.dtype() != DType::F32 || y.numel() != x.numel()) bad_shape("add_", x.desc() + " += " + y.desc());
+  if (y.numel() != x.numel()) bad_shape("add_", x.desc() + " += " + y.desc());
 #ifdef X2V_WITH_CUDA
-  if (x.device() == Device::CUDA) return cuda::add_(x, y);
+  if (x.device() == Device::CUDA) return cuda::add_(x, y);  // any float dtype, accumulated in f32
 #endif
+  if (x.dtype() != DType::F32) bad_shape("add_", "the CPU backend updates f32 tensors in place, not " + x.desc());
   cpu::add_(x, host_f32(y));
 }
 

@@ -17,7 +17,7 @@ Tensor clamp(const Tensor& x, float lo, float hi);
 // x += y · gate, in place on x (f32 residual stream). gate: [D] broadcast over rows of x [L, D],
 // or [L, D] (per token).
 void gated_add_(Tensor& x, const Tensor& y, const Tensor& gate);
-// x += y, in place.
+// x += y, in place (x f32; on CUDA any float dtype).
 void add_(Tensor& x, const Tensor& y);
 
 }  // namespace x2v::ops

@@ -338,6 +338,17 @@ void check_conv() {
                ops::conv3d(x, w, b, c.stride, c.pad), tol_for(dt, 2e-3));
       });
     }
+  // Under the smallest scratch limit every shape must still find an algorithm (one that needs none).
+  const size_t limit = ops::cuda::conv_workspace_limit();
+  ops::cuda::set_conv_workspace_limit(1);
+  for (DType dt : {DType::F32, DType::BF16})
+    guarded("conv3d no scratch", [&] {
+      Tensor x = host_random({32, 6, 16, 20}), w = host_random({24, 32, 3, 3, 3}, -0.3f, 0.3f), b = host_random({24});
+      report("conv3d", "x[32,6,16,20] k333 O24 no scratch", dt,
+             ops::conv3d(dev(x, dt), dev(w, dt), dev(b, DType::F32), {1, 1, 1}, {2, 0, 1, 1, 1, 1}),
+             ops::conv3d(x, w, b, {1, 1, 1}, {2, 0, 1, 1, 1, 1}), tol_for(dt, 2e-3));
+    });
+  ops::cuda::set_conv_workspace_limit(limit);
   for (DType dt : {DType::F32, DType::BF16})
     guarded("conv2d/upsample", [&] {
       Tensor x = host_random({6, 9, 11}), w = host_random({5, 6, 3, 3}), b = host_random({5});

@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 #include "io/weights.h"
 #include "models/wan/dit_config.h"
+#include "models/wan/load_options.h"
 
 namespace x2v::models::wan {
 
@@ -64,10 +65,9 @@ struct DitWeights {
 // Where and how the weights are kept. The CPU backend computes in f32; a device backend can keep
 // the matmul weights in bf16 and everything the reference keeps in f32 (modulation tables, norms,
 // biases, the time MLP) in f32.
-struct DitLoadOptions {
-  Device device = Device::CPU;
-  DType matmul_dtype = DType::F32;  // weights of the linear layers inside the blocks, text/image MLPs and patch embedding
-};
+// Matmul weights (the blocks' linears, text/image MLPs, patch embedding) in matmul_dtype; the time
+// MLP, head, norms and modulation stay f32, as the reference keeps them.
+using DitLoadOptions = ModelLoadOptions;
 
 // Loads and checks every tensor of `cfg` from `w` (official names); a tensor the model does not use
 // is an error, so a wrong config or a file of another model cannot pass silently.

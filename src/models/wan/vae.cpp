@@ -255,8 +255,10 @@ Tensor WanVAE::encode(const Tensor& video, const VaeProgress& progress) const {
   // never read (the reference drops them too).
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t t0 = i == 0 ? 0 : 1 + 4 * (i - 1), t1 = i == 0 ? 1 : t0 + 4;
-    // Any dtype and device in, one chunk converted and moved at a time.
-    Tensor x = ops::narrow(video, 1, t0, t1).to(DType::F32).to(dev);
+    // Any dtype and device in, one chunk converted and moved at a time. The network runs in the
+    // matmul dtype (bf16 on a device, as the reference's bf16 VAE; f32 on the CPU): every op keeps
+    // its input's dtype, so converting the input decides it.
+    Tensor x = ops::narrow(video, 1, t0, t1).to(m.opt.matmul_dtype).to(dev);
     if (m.cfg.version == 22) x = vae::patchify2(x);
     caches.start_chunk();
     Tensor h = vae::pointwise_conv(m.conv1, m.encoder.forward(x, caches, false, false));
@@ -288,9 +290,11 @@ void WanVAE::decode_stream(const Tensor& zin, const FrameSink& sink, const VaePr
   int64_t t = 0;
   for (int64_t i = 0; i < frames; ++i) {  // one latent frame at a time: 1 video frame, then 4 each
     caches.start_chunk();
-    Tensor y = m.decoder.forward(ops::narrow(x, 1, i, i + 1), caches, true, i == 0);
+    // In the matmul dtype, as the encoder (see encode).
+    Tensor y = m.decoder.forward(ops::narrow(x, 1, i, i + 1).to(m.opt.matmul_dtype), caches, true, i == 0);
     if (m.cfg.version == 22) y = vae::unpatchify2(y);
     X2V_CHECK(t + y.size(1) <= out_shape[1] && y.size(2) == out_shape[2] && y.size(3) == out_shape[3]);
+    y = y.to(DType::F32);  // callers get f32 frames whatever the network ran in
     sink(ops::clamp(y, -1.f, 1.f), y);
     t += y.size(1);
     if (progress) progress(i + 1, frames);

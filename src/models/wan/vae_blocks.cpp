@@ -31,10 +31,11 @@ Tensor last_frames(const Tensor& x, int64_t n) {
 }
 }  // namespace
 
-Tensor causal_conv(const Conv& c, const Tensor& x, CacheSlot& cache) {
+Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache) {
   const int64_t context = c.w.size(2) - 1;  // frames of left context the kernel needs
   const int64_t cached = cache.frames.defined() ? cache.frames.size(1) : 0;
   Tensor in = cached ? ops::concat({cache.frames, x}, 1) : x;
+  x = Tensor();  // a caller's temporary is freed before the convolution, not after (VAE peak)
   // The cache holds at most `context` frames, so the zero padding covers what it lacks.
   const int front = static_cast<int>(context - std::min(cached, context));
   cache.frames = last_frames(in, 2);
@@ -60,8 +61,11 @@ ResidualBlock ResidualBlock::load(const io::WeightStore& ws, const std::string& 
 
 Tensor ResidualBlock::forward(const Tensor& x, Caches& caches) const {
   Tensor h = causal_conv(conv1, norm_silu(x, gamma1), caches.next());
-  h = causal_conv(conv2, norm_silu(h, gamma2), caches.next());  // (dropout 0 between)
-  return ops::add(h, shortcut ? pointwise_conv(*shortcut, x) : x);
+  Tensor a = norm_silu(h, gamma2);
+  h = Tensor();  // each full-resolution activation is freed as soon as it is read (VAE peak)
+  h = causal_conv(conv2, std::move(a), caches.next());  // (dropout 0 between)
+  ops::add_(h, shortcut ? pointwise_conv(*shortcut, x) : x);
+  return h;
 }
 
 AttentionBlock AttentionBlock::load(const io::WeightStore& ws, const std::string& p, int64_t C, const VaeLoadOptions& opt) {
@@ -78,7 +82,8 @@ Tensor AttentionBlock::forward(const Tensor& x) const {
   const int64_t C = x.size(0), n = x.size(1), HW = x.size(2) * x.size(3);
   // Pixels as tokens: [n·HW, C]; the 1×1 convs are then linears.
   Tensor tokens = ops::permute(ops::channel_rms_norm(x, gamma).reshape({C, n * HW}), {1, 0});
-  Tensor qkv = ops::linear(tokens, qkv_w, qkv_b);  // [n·HW, 3C]: q, k, v along channels
+  // [n·HW, 3C]: q, k, v along channels, in the activation dtype (bf16 on a device, f32 on the CPU).
+  Tensor qkv = ops::linear(tokens, qkv_w, qkv_b, ops::Act::None, x.dtype());
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(C)));
   std::vector<Tensor> frames;
   for (int64_t t = 0; t < n; ++t) {  // attention never mixes frames
@@ -86,7 +91,7 @@ Tensor AttentionBlock::forward(const Tensor& x) const {
     auto part = [&](int64_t i) { return ops::narrow(f, 1, i * C, (i + 1) * C).reshape({HW, 1, C}); };
     frames.push_back(ops::attention(part(0), part(1), part(2), scale).reshape({HW, C}));
   }
-  Tensor o = ops::linear(n == 1 ? frames[0] : ops::concat(frames, 0), proj_w, proj_b);
+  Tensor o = ops::linear(n == 1 ? frames[0] : ops::concat(frames, 0), proj_w, proj_b, ops::Act::None, x.dtype());
   return ops::add(ops::permute(o, {1, 0}).reshape(x.shape()), x);
 }
 

@@ -266,16 +266,19 @@ int sm_count() {
   return ctx().prop.multiProcessorCount;
 }
 
+// The one scratch buffer of the cuBLASLt and cuDNN calls (all queued on one stream, so one buffer
+// serves them all). It comes from the caching allocator, so the peak statistics include it.
 void* workspace(size_t bytes) {
   Context& c = ctx();
   if (bytes > c.ws_bytes) {
     if (c.ws) {
-      X2V_CUDA_CHECK(cudaStreamSynchronize(c.stream));
-      X2V_CUDA_CHECK(cudaFree(c.ws));
+      // Work queued on the stream may still use the old buffer; the allocator hands blocks out in
+      // stream order, so releasing it to the cache is safe.
+      allocator().release(c.ws, c.ws_bytes);
     }
     c.ws = nullptr;
     c.ws_bytes = 0;
-    X2V_CUDA_CHECK(cudaMalloc(&c.ws, bytes));
+    c.ws = allocator().allocate(bytes);
     c.ws_bytes = bytes;
   }
   return c.ws;

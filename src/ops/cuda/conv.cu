@@ -2,6 +2,9 @@
 // convolution API on channels-first tensors; f32 uses TF32 tensor cores as PyTorch's default does,
 // bf16 accumulates in f32. cuDNN pads symmetrically, so a causal (front-only) time padding is done
 // by an explicit padding pass first. The bias is added by a small kernel (one pass over the output).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -61,52 +64,102 @@ struct ConvPlan {
   size_t workspace = 0;
 };
 
-using ConvKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int,
-                           int, int, int>;
+// Scratch allowed to one convolution call. cuDNN's fast algorithm for these NCDHW shapes (implicit
+// precomputed GEMM, which transposes to channels-last internally) needs about the bytes of its input
+// plus its output in scratch: 730 MiB for the Wan2.1 VAE decoder's full-resolution 96-channel
+// convolution of 6 frames at 480p, 1.7 GiB at 720p, where the algorithm that needs none runs 20-40x
+// slower (H100, runs 20-21). Running such a call in windows of frames through strided descriptors
+// was tried and measured 10x slower per frame, so the limit only bounds the choice; lower it with
+// set_conv_workspace_limit to trade speed for memory.
+size_t g_workspace_limit = size_t(2) << 30;
 
-const ConvPlan& conv_plan(DType dt, int64_t C, int64_t T, int64_t H, int64_t W, int64_t O, int64_t kt, int64_t kh,
-                          int64_t kw, std::array<int, 3> stride, std::array<int, 3> pad) {
+// One call's shape, and the scratch limit it was planned under.
+struct ConvShape {
+  DType dt;
+  int64_t C, T, H, W, O, kt, kh, kw;
+  std::array<int, 3> stride, pad;
+  auto key() const {
+    return std::make_tuple(static_cast<int>(dt), C, T, H, W, O, kt, kh, kw, stride, pad, g_workspace_limit);
+  }
+};
+
+// x, w and y are the call's buffers (y is overwritten while the candidates are timed).
+const ConvPlan& conv_plan(const ConvShape& s, const void* x, const void* w, void* y) {
   static std::mutex mu;
-  static std::map<ConvKey, ConvPlan> plans;
+  static std::map<decltype(s.key()), ConvPlan> plans;
   std::lock_guard<std::mutex> lk(mu);
-  ConvKey key{static_cast<int>(dt), C, T, H, W, O, kt, kh, kw, stride[0], stride[1], stride[2], pad[0], pad[1], pad[2]};
-  if (auto it = plans.find(key); it != plans.end()) return it->second;
+  if (auto it = plans.find(s.key()); it != plans.end()) return it->second;
   ConvPlan p;
-  const cudnnDataType_t t = dt == DType::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  const cudnnDataType_t t = s.dt == DType::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   X2V_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.x));
   X2V_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p.y));
   X2V_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p.w));
   X2V_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p.conv));
-  int xd[5] = {1, int(C), int(T), int(H), int(W)};
-  int xs[5] = {int(C * T * H * W), int(T * H * W), int(H * W), int(W), 1};
+  int xd[5] = {1, int(s.C), int(s.T), int(s.H), int(s.W)};
+  int xs[5] = {int(s.C * s.T * s.H * s.W), int(s.T * s.H * s.W), int(s.H * s.W), int(s.W), 1};
   X2V_CUDNN_CHECK(cudnnSetTensorNdDescriptor(p.x, t, 5, xd, xs));
-  int wd[5] = {int(O), int(C), int(kt), int(kh), int(kw)};
+  int wd[5] = {int(s.O), int(s.C), int(s.kt), int(s.kh), int(s.kw)};
   X2V_CUDNN_CHECK(cudnnSetFilterNdDescriptor(p.w, t, CUDNN_TENSOR_NCHW, 5, wd));
-  int pd[3] = {pad[0], pad[1], pad[2]}, sd[3] = {stride[0], stride[1], stride[2]}, dd[3] = {1, 1, 1};
+  int pd[3] = {s.pad[0], s.pad[1], s.pad[2]}, sd[3] = {s.stride[0], s.stride[1], s.stride[2]}, dd[3] = {1, 1, 1};
   X2V_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(p.conv, 3, pd, sd, dd, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   X2V_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
   int yd[5];
   X2V_CUDNN_CHECK(cudnnGetConvolutionNdForwardOutputDim(p.conv, p.x, p.w, 5, yd));
   int ys[5] = {yd[1] * yd[2] * yd[3] * yd[4], yd[2] * yd[3] * yd[4], yd[3] * yd[4], yd[4], 1};
   X2V_CUDNN_CHECK(cudnnSetTensorNdDescriptor(p.y, t, 5, yd, ys));
-  cudnnConvolutionFwdAlgoPerf_t perf[8];
+  // The algorithm is chosen by running cuDNN's candidates once on the real buffers (its heuristic
+  // ranking is often off for these 3D shapes, and it ignores memory): the fastest within the limit.
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int n = 0;
-  X2V_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(x2v::cuda::cudnn(), p.x, p.w, p.conv, p.y, 8, &n, perf));
+  {
+    // Scratch for the trial: as much as the largest candidate within the limit asks (the heuristic
+    // knows each candidate's need), so the trial costs no more memory than the run that follows.
+    X2V_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(x2v::cuda::cudnn(), p.x, p.w, p.conv, p.y,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf));
+    size_t trial = 0;
+    for (int i = 0; i < n; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= g_workspace_limit)
+        trial = std::max(trial, perf[i].memory);
+    Tensor scratch = Tensor::empty({static_cast<int64_t>(std::max<size_t>(trial, 1))}, DType::U8, Device::CUDA);
+    X2V_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(x2v::cuda::cudnn(), p.x, x, p.w, w, p.conv, p.y, y,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, scratch.raw(),
+                                                           trial));
+  }
   bool found = false;
-  for (int i = 0; i < n && !found; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+  for (int i = 0; i < n && !found; ++i) {  // sorted by time
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > g_workspace_limit) continue;
     p.algo = perf[i].algo;
     p.workspace = perf[i].memory;
     found = true;
   }
+  if (std::getenv("X2V_CUDA_VERBOSE")) {
+    std::fprintf(stderr, "conv3d x [%lld,%lld,%lld,%lld] w [%lld,%lld,%lld,%lld,%lld] %s:", (long long)s.C,
+                 (long long)s.T, (long long)s.H, (long long)s.W, (long long)s.O, (long long)s.C,
+                 (long long)s.kt, (long long)s.kh, (long long)s.kw, s.dt == DType::BF16 ? "bf16" : "f32");
+    for (int i = 0; i < n; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS)
+        std::fprintf(stderr, " algo%d %.3f ms %zu MiB;", static_cast<int>(perf[i].algo), perf[i].time,
+                     perf[i].memory >> 20);
+    std::fprintf(stderr, " -> algo%d\n", static_cast<int>(p.algo));
+  }
   if (!found)
-    fail(ErrorKind::Unsupported, "cuDNN has no forward algorithm for conv3d x [", C, ", ", T, ", ", H, ", ", W,
-         "] kernel [", O, ", ", C, ", ", kt, ", ", kh, ", ", kw, "]");
-  return plans.emplace(key, p).first->second;
+    fail(ErrorKind::Unsupported, "cuDNN has no forward algorithm for conv3d x [", s.C, ", ", s.T, ", ", s.H, ", ",
+         s.W, "] kernel [", s.O, ", ", s.C, ", ", s.kt, ", ", s.kh, ", ", s.kw, "] within ",
+         g_workspace_limit >> 20, " MiB of scratch");
+  return plans.emplace(s.key(), p).first->second;
 }
+
 #endif  // X2V_WITH_CUDNN
 
 }  // namespace
+
+#ifdef X2V_WITH_CUDNN
+void set_conv_workspace_limit(size_t bytes) { g_workspace_limit = std::max<size_t>(bytes, 1); }
+size_t conv_workspace_limit() { return g_workspace_limit; }
+#else
+void set_conv_workspace_limit(size_t) {}
+size_t conv_workspace_limit() { return 0; }
+#endif
 
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad) {
   x2v::cuda::require_float(x, "conv3d", "x");
@@ -148,7 +201,7 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
   Tensor y = Tensor::empty({O, To, Ho, Wo}, x.dtype(), Device::CUDA);
 #ifdef X2V_WITH_CUDNN
   Tensor wc = x2v::cuda::convert(w, x.dtype());
-  const ConvPlan& p = conv_plan(x.dtype(), C, T, H, W, O, kt, kh, kw, stride, sym);
+  const ConvPlan& p = conv_plan({x.dtype(), C, T, H, W, O, kt, kh, kw, stride, sym}, xin.raw(), wc.raw(), y.raw());
   void* ws = p.workspace ? x2v::cuda::workspace(p.workspace) : nullptr;
   const float one = 1.f, zero = 0.f;
   X2V_CUDNN_CHECK(cudnnConvolutionForward(x2v::cuda::cudnn(), &one, p.x, xin.raw(), p.w, wc.raw(), p.conv, p.algo, ws,

@@ -126,7 +126,11 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm);
 Tensor concat(const std::vector<Tensor>& xs, int dim);
 Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);
 
-// conv.cu (cuDNN convolution; asymmetric/causal padding applied by an explicit pad pass)
+// conv.cu (cuDNN convolution; asymmetric/causal padding applied by an explicit pad pass). Each
+// shape's algorithm is the fastest measured whose scratch fits the limit (default 2 GiB; the limit
+// is part of each shape's cached plan).
+void set_conv_workspace_limit(size_t bytes);
+size_t conv_workspace_limit();
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
               std::array<int, 6> pad);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride,
