@@ -60,6 +60,16 @@ if [ $do_check = 1 ]; then
   echo "gpu_model_check exit $mrc"
   [ $mrc = 0 ] || rc=1
 fi
+if [ $do_check = 1 ]; then
+  # The README's demo through the CLI with every stage on the GPU (PNG frames: no FFmpeg there).
+  echo "== x2v generate --demo --device cuda"
+  rm -rf /tmp/x2v-demo
+  "$build/x2v" generate --demo --device cuda -o /tmp/x2v-demo/ > "$out/demo.log" 2>&1
+  drc=$?
+  tail -12 "$out/demo.log"
+  echo "x2v generate --demo --device cuda exit $drc, $(ls /tmp/x2v-demo 2>/dev/null | wc -l) frames written"
+  [ $drc = 0 ] || rc=1
+fi
 if [ $do_bench = 1 ]; then
   echo "== x2v bench $bench_args"
   commit="${X2V_COMMIT:-$(git -C "$src" rev-parse --short HEAD 2>/dev/null || cat "$src/COMMIT" 2>/dev/null || echo unknown)}"

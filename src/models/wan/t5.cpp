@@ -182,19 +182,25 @@ Tensor T5Encoder::embed(const Tensor& ids_in) const {
   return ops::concat(rows, 0).to(DType::F32).to(opt_.device);
 }
 
+// Activations between ops: bf16 on a device (the reference encoder runs in bf16; its matmuls and
+// attention take bf16 operands anyway), f32 on the CPU. The residual stream stays f32.
+DType T5Encoder::act() const { return opt_.device == Device::CPU ? DType::F32 : opt_.matmul_dtype; }
+
 Tensor T5Encoder::attention(const T5Block& b, const Tensor& x, const Tensor& mask, const Tensor& bias) const {
   const int64_t L = x.size(0), H = cfg_.num_heads, Dh = cfg_.head_dim();
-  Tensor q = ops::linear(x, b.q).reshape({L, H, Dh});
-  Tensor k = ops::linear(x, b.k).reshape({L, H, Dh});
-  Tensor v = ops::linear(x, b.v).reshape({L, H, Dh});
+  const DType a_t = act();
+  Tensor q = ops::linear(x, b.q, {}, ops::Act::None, a_t).reshape({L, H, Dh});
+  Tensor k = ops::linear(x, b.k, {}, ops::Act::None, a_t).reshape({L, H, Dh});
+  Tensor v = ops::linear(x, b.v, {}, ops::Act::None, a_t).reshape({L, H, Dh});
   // T5 folds the 1/√d into its initialization: logits are plain q·k.
   Tensor a = ops::attention(q, k, v, 1.f, bias, mask);
-  return ops::linear(a.reshape({L, cfg_.dim_attn}), b.o);
+  return ops::linear(a.reshape({L, cfg_.dim_attn}), b.o, {}, ops::Act::None, a_t);
 }
 
 Tensor T5Encoder::ffn(const T5Block& b, const Tensor& x) const {
-  Tensor g = ops::linear(x, b.gate, {}, ops::Act::GeluTanh);
-  return ops::linear(ops::mul(ops::linear(x, b.fc1), g), b.fc2);
+  const DType a_t = act();
+  Tensor g = ops::linear(x, b.gate, {}, ops::Act::GeluTanh, a_t);
+  return ops::linear(ops::mul(ops::linear(x, b.fc1, {}, ops::Act::None, a_t), g), b.fc2, {}, ops::Act::None, a_t);
 }
 
 Tensor T5Encoder::forward(const Tensor& ids, const Tensor& mask) const {

@@ -88,6 +88,7 @@ class T5Encoder {
   Tensor embed(const Tensor& ids) const;
   Tensor attention(const T5Block& b, const Tensor& x, const Tensor& mask, const Tensor& bias) const;
   Tensor ffn(const T5Block& b, const Tensor& x) const;
+  DType act() const;
 
   T5Config cfg_;
   T5LoadOptions opt_;

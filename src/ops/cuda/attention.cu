@@ -551,7 +551,8 @@ bool cudnn_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   void* ptrs[] = {qb.raw(), kb.raw(), vb.raw(), ob.raw(), &sc, bias.defined() ? bias.raw() : nullptr};
   int64_t uids[] = {kQ, kK, kV, kO, kScale, kBias};
   const int64_t n = bias.defined() ? 6 : 5;
-  void* ws = plan->workspace ? x2v::cuda::workspace(static_cast<size_t>(plan->workspace)) : nullptr;
+  Tensor scratch = plan->workspace ? x2v::cuda::workspace(static_cast<size_t>(plan->workspace)) : Tensor();
+  void* ws = scratch.defined() ? scratch.raw() : nullptr;
   Desc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
   pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
   pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);

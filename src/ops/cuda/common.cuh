@@ -51,8 +51,10 @@ cublasLtHandle_t cublaslt();
 // One cuDNN handle on stream(), shared by attention and convolution.
 cudnnHandle_t cudnn();
 #endif
-// A scratch buffer for library workspaces, valid until the next call on the stream that asks for more.
-void* workspace(size_t bytes);
+// Scratch for one library call (cuBLASLt, cuDNN), from the caching allocator: keep the tensor until the
+// call is queued. Blocks are reused in stream order, so freeing it right after is safe, and the
+// peak statistics see exactly the scratch in use.
+Tensor workspace(size_t bytes);
 int sm_count();
 
 inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 65535LL * 32) {

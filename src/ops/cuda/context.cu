@@ -4,6 +4,7 @@
 // of times; cudaMalloc/cudaFree synchronize the device and cost tens of microseconds each. Freed
 // blocks go to a free list by rounded size and are handed out again in stream order, which is safe
 // because every op runs on the one backend stream.
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -32,8 +33,6 @@ struct Context {
   cudaDeviceProp prop{};
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
-  void* ws = nullptr;
-  size_t ws_bytes = 0;
 };
 Context& ctx() {
   static Context c;
@@ -266,23 +265,7 @@ int sm_count() {
   return ctx().prop.multiProcessorCount;
 }
 
-// The one scratch buffer of the cuBLASLt and cuDNN calls (all queued on one stream, so one buffer
-// serves them all). It comes from the caching allocator, so the peak statistics include it.
-void* workspace(size_t bytes) {
-  Context& c = ctx();
-  if (bytes > c.ws_bytes) {
-    if (c.ws) {
-      // Work queued on the stream may still use the old buffer; the allocator hands blocks out in
-      // stream order, so releasing it to the cache is safe.
-      allocator().release(c.ws, c.ws_bytes);
-    }
-    c.ws = nullptr;
-    c.ws_bytes = 0;
-    c.ws = allocator().allocate(bytes);
-    c.ws_bytes = bytes;
-  }
-  return c.ws;
-}
+Tensor workspace(size_t bytes) { return Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))}, DType::U8, Device::CUDA); }
 
 void synchronize() { X2V_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 

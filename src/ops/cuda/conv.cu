@@ -202,7 +202,8 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
 #ifdef X2V_WITH_CUDNN
   Tensor wc = x2v::cuda::convert(w, x.dtype());
   const ConvPlan& p = conv_plan({x.dtype(), C, T, H, W, O, kt, kh, kw, stride, sym}, xin.raw(), wc.raw(), y.raw());
-  void* ws = p.workspace ? x2v::cuda::workspace(p.workspace) : nullptr;
+  Tensor scratch = p.workspace ? x2v::cuda::workspace(p.workspace) : Tensor();
+  void* ws = scratch.defined() ? scratch.raw() : nullptr;
   const float one = 1.f, zero = 0.f;
   X2V_CUDNN_CHECK(cudnnConvolutionForward(x2v::cuda::cudnn(), &one, p.x, xin.raw(), p.w, wc.raw(), p.conv, p.algo, ws,
                                           p.workspace, &zero, p.y, y.raw()));

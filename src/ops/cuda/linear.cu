@@ -113,7 +113,8 @@ void gemm(const void* A, const void* B, void* D, const void* bias, int64_t M, in
     X2V_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
   const float alpha = 1.f, beta = 0.f;
-  void* ws = x2v::cuda::workspace(kWorkspace);
+  Tensor scratch = x2v::cuda::workspace(kWorkspace);
+  void* ws = scratch.raw();
   if (!p.tuned) {
     // Large GEMMs (the DiT's) run thousands of times: time the heuristic's candidates once on the
     // real operands and keep the fastest (the heuristic's first pick was seen 5-10% off with the
