@@ -51,4 +51,29 @@ Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end) {
   return cpu::narrow(x, dim, begin, end);
 }
 
+Tensor index_select(const Tensor& x, int dim, const Tensor& index) {
+  if (dim < 0) dim += x.dim();
+  if (dim < 0 || dim >= x.dim() || !index.defined() || index.dim() != 1 ||
+      (index.dtype() != DType::I32 && index.dtype() != DType::I64))
+    bad_shape("index_select", x.desc() + " along " + std::to_string(dim) + " by " +
+                                  (index.defined() ? index.desc() : std::string("nothing")) + " (a 1-d int32/int64 index)");
+  Tensor idx = index;
+  if (index.is_cpu()) {
+    idx = index.to(DType::I64);
+    const int64_t* p = idx.data<int64_t>();
+    for (int64_t n = 0; n < idx.numel(); ++n)
+      if (p[n] < 0 || p[n] >= x.size(dim))
+        fail(ErrorKind::InvalidArgument, "index_select: index ", p[n], " at position ", n, " is outside [0, ",
+             x.size(dim), ") of dim ", dim, " of ", x.desc());
+    if (!x.is_cpu()) idx = idx.to(x.device());
+  } else if (index.device() != x.device()) {
+    bad_shape("index_select", "index on " + std::string(device_name(index.device())) + ", x on " + device_name(x.device()));
+  }
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA) return cuda::index_select(x, dim, idx);
+#endif
+  if (!x.is_cpu()) fail(ErrorKind::Unsupported, "index_select: no ", device_name(x.device()), " implementation");
+  return cpu::index_select(x, dim, idx);
+}
+
 }  // namespace x2v::ops

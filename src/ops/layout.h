@@ -12,5 +12,9 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm);
 Tensor concat(const std::vector<Tensor>& xs, int dim);
 // A contiguous copy of x[..., begin:end, ...] along `dim`.
 Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);
+// out[..., n, ...] = x[..., index[n], ...] along `dim` (torch.index_select): index is 1-d int32/int64.
+// A host index is checked against x.size(dim) (InvalidArgument) and copied to x's device; an index
+// already on the device is not checked, and an entry out of range yields zeros there.
+Tensor index_select(const Tensor& x, int dim, const Tensor& index);
 
 }  // namespace x2v::ops

@@ -301,6 +301,19 @@ void check_layout() {
       report("narrow", "dim2 [1,4)", dt, ops::narrow(dev(x, dt), 2, 1, 4), ops::narrow(x, 2, 1, 4), 0.0);
       report("narrow", "dim0 [1,3)", dt, ops::narrow(dev(x, dt), 0, 1, 3), ops::narrow(x, 0, 1, 3), 0.0);
       report("narrow", "dim3 [5,6)", dt, ops::narrow(dev(x, dt), 3, 5, 6), ops::narrow(x, 3, 5, 6), 0.0);
+      // index_select: T5's bias gather (a [64, 32] table by L² bucket indices), host and device index.
+      Tensor table = host_random({64, 32});
+      Tensor idx = Tensor::empty({700}, DType::I64);
+      for (int64_t n = 0; n < 700; ++n) idx.data<int64_t>()[n] = (n * 7 + n / 13) % 32;
+      report("index_select", "[64,32] dim1 by 700 (host index)", dt, ops::index_select(dev(table, dt), 1, idx),
+             ops::index_select(table, 1, idx), 0.0);
+      report("index_select", "[64,32] dim1 by 700 (device int32 index)", dt,
+             ops::index_select(dev(table, dt), 1, idx.to(DType::I32).to(Device::CUDA)), ops::index_select(table, 1, idx),
+             0.0);
+      Tensor rows = Tensor::empty({5}, DType::I64);
+      for (int64_t n = 0; n < 5; ++n) rows.data<int64_t>()[n] = (n * 2 + 2) % 3;
+      report("index_select", "[3,4,5,6] dim0", dt, ops::index_select(dev(x, dt), 0, rows), ops::index_select(x, 0, rows),
+             0.0);
       // CLIP: the class token before the patch tokens, and k out of the fused qkv rows.
       Tensor cls = host_random({1, 80}), patches = host_random({4, 80}), qkv = host_random({5, 240});
       report("concat", "[1,80]+[4,80] dim0", dt, ops::concat({dev(cls, dt), dev(patches, dt)}, 0),

@@ -249,3 +249,37 @@ TEST(Ops, RmsNormRopeIsNormThenRotation) {
   EXPECT_THROW(ops::rms_norm_rope(x, w, 1e-6f, H, F, Hg, Wg + 1), Error);  // grid does not cover the tokens
   EXPECT_THROW(ops::rms_norm_rope(x, w, 1e-6f, 5, F, Hg, Wg), Error);      // heads do not divide the row
 }
+
+// index_select against direct indexing, along each dim, with int32 and int64 indices (repeats and
+// any order); out-of-range and malformed indices are refused.
+TEST(Ops, IndexSelectGathersAlongADim) {
+  Tensor x = random_tensor({3, 4, 5}, 41);
+  const auto xv = x.to_vector();
+  const std::vector<int64_t> pick = {2, 0, 2, 1};
+  for (int dim = 0; dim < 3; ++dim)
+    for (DType it : {DType::I64, DType::I32}) {
+      std::vector<int64_t> p;
+      for (int64_t v : pick) p.push_back(v % x.size(dim));
+      Tensor idx = Tensor::empty({static_cast<int64_t>(p.size())}, DType::I64);
+      std::copy(p.begin(), p.end(), idx.data<int64_t>());
+      Tensor y = ops::index_select(x, dim, idx.to(it));
+      Shape os = x.shape();
+      os[static_cast<size_t>(dim)] = static_cast<int64_t>(p.size());
+      ASSERT_EQ(y.shape(), os);
+      const auto yv = y.to_vector();
+      for (int64_t a = 0; a < os[0]; ++a)
+        for (int64_t b = 0; b < os[1]; ++b)
+          for (int64_t c = 0; c < os[2]; ++c) {
+            int64_t s[3] = {a, b, c};
+            s[dim] = p[static_cast<size_t>(s[dim])];
+            ASSERT_EQ(yv[static_cast<size_t>((a * os[1] + b) * os[2] + c)], xv[static_cast<size_t>((s[0] * 4 + s[1]) * 5 + s[2])]);
+          }
+    }
+  Tensor bad = Tensor::empty({1}, DType::I64);
+  bad.data<int64_t>()[0] = 4;
+  EXPECT_THROW(ops::index_select(x, 1, bad), Error);  // dim 1 has 4 entries
+  bad.data<int64_t>()[0] = -1;
+  EXPECT_THROW(ops::index_select(x, 0, bad), Error);
+  EXPECT_THROW(ops::index_select(x, 3, bad), Error);
+  EXPECT_THROW(ops::index_select(x, 0, random_tensor({1}, 1)), Error);  // a float index
+}

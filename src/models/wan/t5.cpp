@@ -96,10 +96,11 @@ T5Encoder::T5Encoder(const io::WeightStore& w, const T5Config& cfg, const T5Load
     Tensor t = w.load(n, s);
     return host ? t : place_weight(t, DType::F32, opt_.device);
   };
-  // Position tables: the host copy feeds position_bias; a device gets them transposed for the GEMM.
+  // Position tables, also kept transposed [H, P] in f32 on the model's device: the bias of a block
+  // is then one gather, bias[h, i·L + j] = tableᵀ[h, bucket(j − i)].
   auto table = [&](const std::string& n) {
     Tensor t = w.load(n, {P, H});
-    if (!host) pos_t_.push_back(ops::permute(t.to(DType::F32), {1, 0}).to(opt_.device));
+    pos_t_.push_back(ops::permute(t.to(DType::F32), {1, 0}).to(opt_.device));
     return t;
   };
   w_.token_embedding = w.load("token_embedding.weight", {cfg_.vocab, D});
@@ -155,15 +156,15 @@ Tensor T5Encoder::position_bias(const Tensor& table, int64_t L) const {
   return bias;
 }
 
-Tensor T5Encoder::bucket_onehot(int64_t L) const {
+Tensor T5Encoder::bucket_index(int64_t L) const {
   const int64_t P = cfg_.num_buckets;
   std::vector<int64_t> b(static_cast<size_t>(2 * L - 1));
   for (int64_t d = -(L - 1); d < L; ++d) b[static_cast<size_t>(d + L - 1)] = bucket(d, P, cfg_.max_dist);
-  Tensor m = Tensor::zeros({L * L, P}, DType::F32);
-  float* out = m.data<float>();
+  Tensor idx = Tensor::empty({L * L}, DType::I64);
+  int64_t* out = idx.data<int64_t>();
   for (int64_t i = 0; i < L; ++i)
-    for (int64_t j = 0; j < L; ++j) out[(i * L + j) * P + b[static_cast<size_t>(j - i + L - 1)]] = 1.f;
-  return m;
+    for (int64_t j = 0; j < L; ++j) out[i * L + j] = b[static_cast<size_t>(j - i + L - 1)];
+  return idx;
 }
 
 // Rows of the embedding table, gathered as views and converted together (the table itself stays
@@ -213,24 +214,20 @@ Tensor T5Encoder::forward(const Tensor& ids, const Tensor& mask) const {
   Tensor x = embed(ids);
   const bool host = opt_.device == Device::CPU;
   Tensor keep = mask;
-  Tensor onehot;
   if (!host) {
     // No padding (what encode() runs) needs no key mask, which lets the fused attention take it.
     const std::vector<float> mv = mask.to_vector();
     const bool all_real = std::all_of(mv.begin(), mv.end(), [](float m) { return m != 0.f; });
     keep = all_real ? Tensor() : Tensor::from_f32(mv, {L}).to(opt_.device);
-    onehot = bucket_onehot(L).to(opt_.device);
   }
-  // bias[h, i, j] = table[bucket(j − i), h]: a host lookup on the CPU, onehot · tableᵀ on a device
-  // (exact: one non-zero term per output, and the tables hold bf16 values in the official file).
-  auto bias_of = [&](const Tensor& table, size_t k) {
-    if (host) return position_bias(table, L);
-    return ops::permute(ops::linear(onehot, pos_t_[k]), {1, 0}).reshape({cfg_.num_heads, L, L});
-  };
-  Tensor shared = cfg_.shared_pos ? bias_of(w_.pos, 0) : Tensor();
+  // bias[h, i, j] = table[bucket(j − i), h], gathered from the transposed table; the index is
+  // checked and moved to the device once for all blocks.
+  const Tensor idx = host ? bucket_index(L) : bucket_index(L).to(opt_.device);
+  auto bias_of = [&](size_t k) { return ops::index_select(pos_t_[k], 1, idx).reshape({cfg_.num_heads, L, L}); };
+  Tensor shared = cfg_.shared_pos ? bias_of(0) : Tensor();
   for (size_t k = 0; k < w_.blocks.size(); ++k) {
     const T5Block& b = w_.blocks[k];
-    Tensor bias = cfg_.shared_pos ? shared : bias_of(b.pos, k);
+    Tensor bias = cfg_.shared_pos ? shared : bias_of(k);
     ops::add_(x, attention(b, ops::rms_norm(x, b.norm1, cfg_.eps), keep, bias));
     ops::add_(x, ffn(b, ops::rms_norm(x, b.norm2, cfg_.eps)));
   }

@@ -76,11 +76,11 @@ class T5Encoder {
   // The pipelines' trimming: the first sum(mask) rows of `out`.
   static Tensor trim(const Tensor& out, const Tensor& mask);
 
-  // bias[h, i, j] = table[bucket(j - i), h] for L positions (host-side table lookup).
+  // bias[h, i, j] = table[bucket(j - i), h] for L positions (a host loop; the tests' reference for
+  // what forward gathers).
   Tensor position_bias(const Tensor& table, int64_t L) const;
-  // onehot[i·L + j, b] = 1 where b = bucket(j − i), else 0: [L·L, num_buckets] f32. On a device the
-  // biases of every block are one small GEMM each with this matrix, so only it crosses the bus.
-  Tensor bucket_onehot(int64_t L) const;
+  // index[i·L + j] = bucket(j − i): [L·L] int64 on the host, the gather index of every block's bias.
+  Tensor bucket_index(int64_t L) const;
   // T5's bidirectional bucket of a relative position (key − query), with the reference's f32 log.
   static int64_t bucket(int64_t rel, int64_t num_buckets, int64_t max_dist);
 
@@ -93,8 +93,8 @@ class T5Encoder {
   T5Config cfg_;
   T5LoadOptions opt_;
   T5Weights w_;
-  // Device copies of the position tables, transposed to [num_heads, num_buckets] (f32), so that
-  // bias = onehot · tableᵀ; undefined on the CPU, which uses position_bias.
+  // The position tables transposed to [num_heads, num_buckets] (f32) on the model's device, so that a
+  // block's bias is one index_select with bucket_index.
   std::vector<Tensor> pos_t_;  // per block, or one shared
 };
 

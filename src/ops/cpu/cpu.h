@@ -37,6 +37,7 @@ Tensor upsample_nearest2x(const Tensor& x);
 Tensor permute(const Tensor& x, const std::vector<int>& perm);
 Tensor concat(const std::vector<Tensor>& xs, int dim);
 Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);
+Tensor index_select(const Tensor& x, int dim, const Tensor& index);  // index: checked int64
 
 // Activation functions, shared by the fused paths.
 float silu(float x);

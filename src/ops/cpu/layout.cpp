@@ -78,4 +78,22 @@ Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end) {
   return y;
 }
 
+Tensor index_select(const Tensor& x, int dim, const Tensor& index) {
+  Shape os = x.shape();
+  const int64_t N = index.numel();
+  os[static_cast<size_t>(dim)] = N;
+  Tensor y = Tensor::empty(os, x.dtype());
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < dim; ++i) outer *= x.size(i);
+  for (int i = dim + 1; i < x.dim(); ++i) inner *= x.size(i);
+  const size_t es = dtype_size(x.dtype()), row = static_cast<size_t>(inner) * es;
+  const auto* src = static_cast<const char*>(x.raw());
+  auto* dst = static_cast<char*>(y.raw());
+  const int64_t* ip = index.data<int64_t>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t n = 0; n < N; ++n)
+      std::memcpy(dst + static_cast<size_t>(o * N + n) * row, src + static_cast<size_t>(o * x.size(dim) + ip[n]) * row, row);
+  return y;
+}
+
 }  // namespace x2v::ops::cpu

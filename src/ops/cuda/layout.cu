@@ -1,4 +1,4 @@
-// Layout ops: permute, concat, narrow. Dtype-agnostic (they move elements of 1, 2, 4 or 8 bytes).
+// Layout ops: permute, concat, narrow, index_select. Dtype-agnostic (they move elements of 1, 2, 4 or 8 bytes).
 #include <cstring>
 
 #include "ops/cuda/common.cuh"
@@ -136,6 +136,47 @@ Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end) {
   for (int d = 0; d < dim; ++d) outer *= x.size(d);
   for (int d = dim + 1; d < r; ++d) inner *= x.size(d);
   copy2d(x, x.size(dim) * inner, begin * inner, y, (end - begin) * inner, 0, outer, (end - begin) * inner);
+  return y;
+}
+
+namespace {
+// out[o, n, i] = x[o, index[n], i]; an index out of [0, D) gives zeros (device indices are unchecked).
+template <class E, class I>
+__global__ void k_index_select(const E* x, const I* index, E* y, int64_t outer, int64_t D, int64_t N, int64_t inner) {
+  const int64_t n_all = outer * N * inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < n_all; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = t % inner, r = t / inner, n = r % N, o = r / N;
+    const int64_t j = static_cast<int64_t>(index[n]);
+    y[t] = j >= 0 && j < D ? x[(o * D + j) * inner + i] : E{};
+  }
+}
+}  // namespace
+
+Tensor index_select(const Tensor& x, int dim, const Tensor& index) {
+  x2v::cuda::require_device(x, "index_select", "x");
+  x2v::cuda::require_device(index, "index_select", "index");
+  if (dim < 0 || dim >= x.dim() || index.dim() != 1 || (index.dtype() != DType::I32 && index.dtype() != DType::I64))
+    fail(ErrorKind::InvalidArgument, "index_select: ", x.desc(), " along ", dim, " by ", index.desc());
+  Shape os = x.shape();
+  const int64_t N = index.numel(), D = x.size(dim);
+  os[static_cast<size_t>(dim)] = N;
+  Tensor y = Tensor::empty(os, x.dtype(), Device::CUDA);
+  if (!y.numel()) return y;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < dim; ++d) outer *= x.size(d);
+  for (int d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
+  by_size(dtype_size(x.dtype()), [&](auto e) {
+    using E = decltype(e);
+    auto launch = [&](const auto* ip) {
+      k_index_select<<<grid_for(y.numel(), 256), 256, 0, stream()>>>(static_cast<const E*>(x.raw()), ip,
+                                                                     static_cast<E*>(y.raw()), outer, D, N, inner);
+    };
+    if (index.dtype() == DType::I64)
+      launch(static_cast<const int64_t*>(index.raw()));
+    else
+      launch(static_cast<const int32_t*>(index.raw()));
+  });
+  X2V_LAUNCH_CHECK();
   return y;
 }
 
