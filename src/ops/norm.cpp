@@ -108,4 +108,14 @@ Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) {
   return cpu::channel_rms_norm(host_f32(x), host_f32(gamma));
 }
 
+Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma) {
+  detail::common_device("channel_rms_norm_silu", {&x, &gamma});
+  if (x.dim() < 1 || gamma.numel() != x.size(0))
+    bad_shape("channel_rms_norm_silu", "gamma " + gamma.desc() + " for " + x.desc());
+#ifdef X2V_WITH_CUDA
+  if (x.device() == Device::CUDA) return cuda::channel_rms_norm_silu(x, gamma);
+#endif
+  return cpu::channel_rms_norm_silu(host_f32(x), host_f32(gamma));
+}
+
 }  // namespace x2v::ops

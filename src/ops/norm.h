@@ -31,5 +31,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 // The VAE's RMS_norm: x [C, N] (channels first, N = any flattened spatial extent);
 // y[c, n] = x[c, n] / max(‖x[:, n]‖₂, 1e-12) · sqrt(C) · gamma[c].
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
+// silu(channel_rms_norm(x, gamma)) in one pass: the pre-activation that starts every VAE residual
+// branch and head. Same values as the two ops in sequence (bit-identical on the CPU).
+Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma);
 
 }  // namespace x2v::ops

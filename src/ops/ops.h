@@ -15,6 +15,5 @@
 #include "ops/layout.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
-#include "ops/norm_vae.h"
 #include "ops/resize.h"
 #include "ops/rope.h"

@@ -16,6 +16,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
+Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma);
 
 enum class Binary { Add, Mul };
 Tensor binary(const Tensor& a, const Tensor& b, Binary op);
