@@ -293,14 +293,11 @@ GenerateResult generate(const GenerateSettings& s, Progress* obs, const std::ato
   res.height = height;
 
   // 3. The DiT.
-  wan::DitLoadOptions dopt;
-  dopt.device = mopt.device;
-  dopt.matmul_dtype = mopt.matmul_dtype;
   std::optional<wan::DitModel> dit;
   {
     poll();
     Stage st(res, obs, "load DiT", 0);
-    dit.emplace(wan::DitModel::load(files.dit, files.dit_config, dopt));
+    dit.emplace(wan::DitModel::load(files.dit, files.dit_config, mopt));
   }
   const wan::DitConfig& cfg = dit->config();
   if (cfg.takes_y() != i2v)
