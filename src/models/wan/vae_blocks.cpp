@@ -35,13 +35,18 @@ Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache) {
   const int64_t context = c.w.size(2) - 1;  // frames of left context the kernel needs
   const int64_t cached = cache.frames.defined() ? cache.frames.size(1) : 0;
   Tensor in = cached ? ops::concat({cache.frames, x}, 1) : x;
-  x = Tensor();  // a caller's temporary is freed before the convolution, not after (VAE peak)
+  // The caller's temporary and the old cache are inside `in` now: both are released before the
+  // convolution and the new cache is cut after it, so none of them adds to the convolution's
+  // peak (the VAE's highest point is a full-resolution convolution with its cuDNN scratch).
+  x = Tensor();
+  cache.frames = Tensor();
+  cache.started = true;
   // The cache holds at most `context` frames, so the zero padding covers what it lacks.
   const int front = static_cast<int>(context - std::min(cached, context));
-  cache.frames = last_frames(in, 2);
-  cache.started = true;
   const int ph = static_cast<int>(c.w.size(3) / 2), pw = static_cast<int>(c.w.size(4) / 2);
-  return ops::conv3d(in, c.w, c.b, {1, 1, 1}, {front, 0, ph, ph, pw, pw});
+  Tensor y = ops::conv3d(in, c.w, c.b, {1, 1, 1}, {front, 0, ph, ph, pw, pw});
+  cache.frames = last_frames(in, 2);
+  return y;
 }
 
 Tensor pointwise_conv(const Conv& c, const Tensor& x) { return ops::conv3d(x, c.w, c.b, {1, 1, 1}, {}); }
