@@ -27,8 +27,9 @@ void require_cpu(const char* op, Device d) {
 }
 }  // namespace
 
-Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad) {
-  const Device d = detail::common_device("conv3d", {&x, &w, &bias});
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad,
+              const Tensor& residual) {
+  const Device d = detail::common_device("conv3d", {&x, &w, &bias, &residual});
   if (x.dim() != 4 || w.dim() != 5 || x.size(0) != w.size(1))
     bad_shape("conv3d", "input " + x.desc() + " (expected [Cin, T, H, W]) does not match weight " + w.desc() +
                             " (expected [Cout, Cin, kt, kh, kw])");
@@ -44,20 +45,26 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
       bad_shape("conv3d", "input " + x.desc() + " padded by " + ints(pad.data(), 6) + " is smaller than the kernel " +
                               w.desc());
   }
-#ifdef X2V_WITH_CUDA
-  if (d == Device::CUDA) return cuda::conv3d(x, w, bias, stride, pad);
-#endif
-  // The CPU backend's sgemm takes int sizes: one output channel (all frames) and the kernel volume.
+  Shape out{w.size(0)};
   int64_t per_channel = 1;
   for (int i = 0; i < 3; ++i) {
     const size_t k = static_cast<size_t>(i);
-    per_channel *= (x.size(1 + i) + pad[2 * k] + pad[2 * k + 1] - w.size(2 + i)) / stride[k] + 1;
+    out.push_back((x.size(1 + i) + pad[2 * k] + pad[2 * k + 1] - w.size(2 + i)) / stride[k] + 1);
+    per_channel *= out.back();
   }
+  if (residual.defined() && residual.shape() != out)
+    bad_shape("conv3d", "residual " + residual.desc() + " does not match the output " + shape_str(out));
+#ifdef X2V_WITH_CUDA
+  if (d == Device::CUDA) return cuda::conv3d(x, w, bias, stride, pad, residual);
+#endif
+  // The CPU backend's sgemm takes int sizes: one output channel (all frames) and the kernel volume.
   if (per_channel > INT32_MAX || w.numel() / std::max<int64_t>(w.size(0), 1) > INT32_MAX)
     fail(ErrorKind::Unsupported, "conv3d: input ", x.desc(), " with weight ", w.desc(),
          " is too large for one call; process fewer frames at a time");
   require_cpu("conv3d", d);
-  return cpu::conv3d(host_f32(x), host_f32(w), host_f32(bias), stride, pad);
+  Tensor y = cpu::conv3d(host_f32(x), host_f32(w), host_f32(bias), stride, pad);
+  if (residual.defined()) cpu::add_(y, host_f32(residual));
+  return y;
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride, std::array<int, 4> pad) {

@@ -351,6 +351,19 @@ void check_conv() {
                ops::conv3d(x, w, b, c.stride, c.pad), tol_for(dt, 2e-3));
       });
     }
+  // A residual fused into the convolution (the VAE's residual blocks), each dtype, shapes that take the
+  // epilogue path and shapes that do not.
+  for (DType dt : {DType::F32, DType::BF16})
+    for (const Case& c : {cases[0], cases[5]})
+      guarded("conv3d residual", [&] {
+        Tensor x = host_random({c.C, c.T, c.H, c.W}), w = host_random({c.O, c.C, c.kt, c.kh, c.kw}, -0.3f, 0.3f),
+               b = host_random({c.O});
+        const Tensor ref0 = ops::conv3d(x, w, b, c.stride, c.pad);
+        Tensor r = host_random(ref0.shape());
+        report("conv3d", "x[" + std::to_string(c.C) + "," + std::to_string(c.T) + ",..] + residual", dt,
+               ops::conv3d(dev(x, dt), dev(w, dt), dev(b, DType::F32), c.stride, c.pad, dev(r, dt)),
+               ops::conv3d(x, w, b, c.stride, c.pad, r), tol_for(dt, 2e-3));
+      });
   // Under the smallest scratch limit every shape must still find an algorithm (one that needs none).
   const size_t limit = ops::cuda::conv_workspace_limit();
   ops::cuda::set_conv_workspace_limit(1);

@@ -81,6 +81,19 @@ TEST(Conv, Conv3dMatchesNaiveLoops) {
   }
 }
 
+// A residual given to conv3d is added to its output; a residual of another shape is refused.
+TEST(Conv, Conv3dAddsAResidual) {
+  Case c{{3, 5, 8, 9}, {4, 3, 3, 3, 3}, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, true};
+  Tensor x = random_tensor(c.x, 1), w = random_tensor(c.w, 2), b = random_tensor({4}, 3);
+  Shape shape;
+  auto ref = naive_conv3d(x, w, b, c, shape);
+  Tensor r = random_tensor(shape, 4);
+  const auto rv = r.to_vector();
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] += rv[i];
+  expect_matches(ops::conv3d(x, w, b, c.stride, c.pad, r), shape, ref, 1e-6);
+  EXPECT_THROW(ops::conv3d(x, w, b, c.stride, c.pad, random_tensor({4, 5, 8, 8}, 5)), Error);
+}
+
 TEST(Conv, Conv3dBandsOfRowsCoverLargeFrames) {
   // A frame big enough that the column buffer is split into row bands (K·Wo = 16·27·600 floats
   // per row: 32 MiB holds 32 of the 45 rows), so the second band starts mid-frame.

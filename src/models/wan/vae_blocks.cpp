@@ -31,7 +31,7 @@ Tensor last_frames(const Tensor& x, int64_t n) {
 }
 }  // namespace
 
-Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache) {
+Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, const Tensor& residual) {
   const int64_t context = c.w.size(2) - 1;  // frames of left context the kernel needs
   const int64_t cached = cache.frames.defined() ? cache.frames.size(1) : 0;
   Tensor in = cached ? ops::concat({cache.frames, x}, 1) : x;
@@ -44,7 +44,7 @@ Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache) {
   // The cache holds at most `context` frames, so the zero padding covers what it lacks.
   const int front = static_cast<int>(context - std::min(cached, context));
   const int ph = static_cast<int>(c.w.size(3) / 2), pw = static_cast<int>(c.w.size(4) / 2);
-  Tensor y = ops::conv3d(in, c.w, c.b, {1, 1, 1}, {front, 0, ph, ph, pw, pw});
+  Tensor y = ops::conv3d(in, c.w, c.b, {1, 1, 1}, {front, 0, ph, ph, pw, pw}, residual);
   cache.frames = last_frames(in, 2);
   return y;
 }
@@ -68,9 +68,8 @@ Tensor ResidualBlock::forward(const Tensor& x, Caches& caches) const {
   Tensor h = causal_conv(conv1, norm_silu(x, gamma1), caches.next());
   Tensor a = norm_silu(h, gamma2);
   h = Tensor();  // each full-resolution activation is freed as soon as it is read (VAE peak)
-  h = causal_conv(conv2, std::move(a), caches.next());  // (dropout 0 between)
-  ops::add_(h, shortcut ? pointwise_conv(*shortcut, x) : x);
-  return h;
+  // (dropout 0 between); the residual is added inside the second convolution.
+  return causal_conv(conv2, std::move(a), caches.next(), shortcut ? pointwise_conv(*shortcut, x) : x);
 }
 
 AttentionBlock AttentionBlock::load(const io::WeightStore& ws, const std::string& p, int64_t C, const VaeLoadOptions& opt) {

@@ -43,7 +43,8 @@ struct Conv {
 
 // CausalConv3d with kernel 3 in time (padding 1): two frames of context in front, taken from the
 // cache where it has them and zero otherwise. Updates the cache to the last two input frames.
-Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache);
+// `residual`, if given, is added to the output (fused into the convolution where the backend can).
+Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, const Tensor& residual = {});
 // CausalConv3d 1×1×1: no temporal context, no cache.
 Tensor pointwise_conv(const Conv& c, const Tensor& x);
 
