@@ -62,6 +62,9 @@ class Tensor {
   static Tensor scalar_f32(float v) { return from_f32({v}, {}); }
 
   bool defined() const { return storage_ != nullptr; }
+  // No other Tensor refers to this storage, so writing into it in place is invisible to everyone else
+  // (the memory may still be read-only, e.g. a mapped checkpoint: only for tensors an op produced).
+  bool unshared() const { return storage_ && storage_.use_count() == 1; }
   DType dtype() const { return dtype_; }
   Device device() const { return storage_ ? storage_->device : Device::CPU; }
   bool is_cpu() const { return device() == Device::CPU; }

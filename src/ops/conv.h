@@ -13,6 +13,10 @@ namespace x2v::ops {
 // [Cout, To, Ho, Wo], the output's shape).
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
               std::array<int, 6> pad, const Tensor& residual = {});
+// acc += conv3d(x, w, bias, stride, pad), in place: the residual form for a caller that owns the
+// residual and needs it no more (no output allocation; acc has the output's shape and x's dtype).
+void conv3d_add_(Tensor& acc, const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
+                 std::array<int, 6> pad);
 
 // 2D convolution: x [Cin, H, W], w [Cout, Cin, kh, kw]; pad = {top, bottom, left, right}.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride,

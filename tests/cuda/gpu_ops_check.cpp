@@ -363,6 +363,21 @@ void check_conv() {
         report("conv3d", "x[" + std::to_string(c.C) + "," + std::to_string(c.T) + ",..] + residual", dt,
                ops::conv3d(dev(x, dt), dev(w, dt), dev(b, DType::F32), c.stride, c.pad, dev(r, dt)),
                ops::conv3d(x, w, b, c.stride, c.pad, r), tol_for(dt, 2e-3));
+
+      });
+  // In place (cuDNN's epilogue reading and writing the same buffer where it fuses), each on a shape no
+  // call has planned yet: the plan's timed trials must not write into the accumulator.
+  for (DType dt : {DType::F32, DType::BF16})
+    for (const Case& c : {Case{24, 5, 12, 14, 24, 3, 3, 3, {1, 1, 1}, {2, 0, 1, 1, 1, 1}},
+                          Case{20, 4, 10, 9, 20, 3, 3, 3, {1, 1, 1}, {0, 0, 1, 1, 1, 1}}})
+      guarded("conv3d_add_", [&] {
+        Tensor x = host_random({c.C, c.T, c.H, c.W}), w = host_random({c.O, c.C, c.kt, c.kh, c.kw}, -0.3f, 0.3f),
+               b = host_random({c.O});
+        Tensor r = host_random(ops::conv3d(x, w, b, c.stride, c.pad).shape());
+        Tensor acc = dev(r, dt);
+        ops::conv3d_add_(acc, dev(x, dt), dev(w, dt), dev(b, DType::F32), c.stride, c.pad);
+        report("conv3d_add_", "x[" + std::to_string(c.C) + "," + std::to_string(c.T) + ",..] in place, first call", dt,
+               acc, ops::conv3d(x, w, b, c.stride, c.pad, r), tol_for(dt, 2e-3));
       });
   // Under the smallest scratch limit every shape must still find an algorithm (one that needs none).
   const size_t limit = ops::cuda::conv_workspace_limit();

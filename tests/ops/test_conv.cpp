@@ -94,6 +94,21 @@ TEST(Conv, Conv3dAddsAResidual) {
   EXPECT_THROW(ops::conv3d(x, w, b, c.stride, c.pad, random_tensor({4, 5, 8, 8}, 5)), Error);
 }
 
+// conv3d_add_ writes conv3d's residual form into the accumulator's own memory, bit for bit.
+TEST(Conv, Conv3dAddInPlaceIsTheResidualForm) {
+  Case c{{3, 5, 8, 9}, {4, 3, 3, 3, 3}, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, true};
+  Tensor x = random_tensor(c.x, 1), w = random_tensor(c.w, 2), b = random_tensor({4}, 3);
+  Tensor r = random_tensor({4, 5, 8, 9}, 4);
+  const Tensor want = ops::conv3d(x, w, b, c.stride, c.pad, r);
+  Tensor acc = r.clone();
+  const void* mem = acc.raw();
+  ops::conv3d_add_(acc, x, w, b, c.stride, c.pad);
+  EXPECT_EQ(acc.raw(), mem);
+  test::expect_close(acc, want, 0.0, "conv3d_add_");
+  Tensor wrong = random_tensor({4, 5, 8, 8}, 5);
+  EXPECT_THROW(ops::conv3d_add_(wrong, x, w, b, c.stride, c.pad), Error);
+}
+
 TEST(Conv, Conv3dBandsOfRowsCoverLargeFrames) {
   // A frame big enough that the column buffer is split into row bands (K·Wo = 16·27·600 floats
   // per row: 32 MiB holds 32 of the 45 rows), so the second band starts mid-frame.

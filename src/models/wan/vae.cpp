@@ -23,9 +23,14 @@ struct Stage {
   std::optional<vae::AvgDown3D> down_shortcut;
   std::optional<vae::DupUp3D> up_shortcut;
 
-  Tensor forward(const Tensor& x, Caches& caches, bool first_chunk) const {
-    Tensor h = x;
-    for (const auto& l : layers) h = vae::forward(l, h, caches);
+  Tensor forward(Tensor x, Caches& caches, bool first_chunk) const {
+    const bool keep = down_shortcut || up_shortcut;  // the Wan2.2 shortcut reads the stage input again
+    Tensor h;
+    if (keep)
+      h = x;
+    else
+      h = std::move(x);
+    for (const auto& l : layers) h = vae::forward(l, std::move(h), caches);
     if (down_shortcut) return ops::add(h, down_shortcut->forward(x));
     if (up_shortcut) return ops::add(h, up_shortcut->forward(x, first_chunk));
     return h;
@@ -56,12 +61,12 @@ struct Coder {
   Tensor forward(const Tensor& x, Caches& caches, bool decoder, bool first_chunk) const {
     Tensor h = vae::causal_conv(conv1, x, caches.next());
     auto middle = [&] {
-      h = mid0.forward(h, caches);
+      h = mid0.forward(std::move(h), caches);
       h = mid1.forward(h);
-      h = mid2.forward(h, caches);
+      h = mid2.forward(std::move(h), caches);
     };
     if (decoder) middle();
-    for (const auto& s : stages) h = s.forward(h, caches, first_chunk);
+    for (const auto& s : stages) h = s.forward(std::move(h), caches, first_chunk);
     if (!decoder) middle();
     return vae::causal_conv(head_conv, vae::norm_silu(h, head_gamma), caches.next());
   }

@@ -31,7 +31,7 @@ Tensor last_frames(const Tensor& x, int64_t n) {
 }
 }  // namespace
 
-Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, const Tensor& residual) {
+Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, Tensor residual) {
   const int64_t context = c.w.size(2) - 1;  // frames of left context the kernel needs
   const int64_t cached = cache.frames.defined() ? cache.frames.size(1) : 0;
   Tensor in = cached ? ops::concat({cache.frames, x}, 1) : x;
@@ -44,7 +44,15 @@ Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, const Tensor& resi
   // The cache holds at most `context` frames, so the zero padding covers what it lacks.
   const int front = static_cast<int>(context - std::min(cached, context));
   const int ph = static_cast<int>(c.w.size(3) / 2), pw = static_cast<int>(c.w.size(4) / 2);
-  Tensor y = ops::conv3d(in, c.w, c.b, {1, 1, 1}, {front, 0, ph, ph, pw, pw}, residual);
+  const std::array<int, 6> pad = {front, 0, ph, ph, pw, pw};
+  Tensor y;
+  if (residual.defined() && residual.unshared() && residual.dtype() == in.dtype()) {
+    // The residual is ours alone: the output is written into it (no new full-resolution buffer).
+    ops::conv3d_add_(residual, in, c.w, c.b, {1, 1, 1}, pad);
+    y = std::move(residual);
+  } else {
+    y = ops::conv3d(in, c.w, c.b, {1, 1, 1}, pad, residual);
+  }
   cache.frames = last_frames(in, 2);
   return y;
 }
@@ -64,12 +72,15 @@ ResidualBlock ResidualBlock::load(const io::WeightStore& ws, const std::string& 
   return r;
 }
 
-Tensor ResidualBlock::forward(const Tensor& x, Caches& caches) const {
+Tensor ResidualBlock::forward(Tensor x, Caches& caches) const {
   Tensor h = causal_conv(conv1, norm_silu(x, gamma1), caches.next());
   Tensor a = norm_silu(h, gamma2);
   h = Tensor();  // each full-resolution activation is freed as soon as it is read (VAE peak)
-  // (dropout 0 between); the residual is added inside the second convolution.
-  return causal_conv(conv2, std::move(a), caches.next(), shortcut ? pointwise_conv(*shortcut, x) : x);
+  // (dropout 0 between); the residual is added inside the second convolution, and written into the
+  // block's input when the caller handed over the only reference to it.
+  Tensor r = shortcut ? pointwise_conv(*shortcut, x) : std::move(x);
+  x = Tensor();
+  return causal_conv(conv2, std::move(a), caches.next(), std::move(r));
 }
 
 AttentionBlock AttentionBlock::load(const io::WeightStore& ws, const std::string& p, int64_t C, const VaeLoadOptions& opt) {
@@ -151,8 +162,8 @@ Tensor Resample::forward(const Tensor& x, Caches& caches) const {
   return h;
 }
 
-Tensor forward(const Layer& l, const Tensor& x, Caches& caches) {
-  if (const auto* r = std::get_if<ResidualBlock>(&l)) return r->forward(x, caches);
+Tensor forward(const Layer& l, Tensor x, Caches& caches) {
+  if (const auto* r = std::get_if<ResidualBlock>(&l)) return r->forward(std::move(x), caches);
   if (const auto* a = std::get_if<AttentionBlock>(&l)) return a->forward(x);
   return std::get<Resample>(l).forward(x, caches);
 }

@@ -44,7 +44,7 @@ struct Conv {
 // CausalConv3d with kernel 3 in time (padding 1): two frames of context in front, taken from the
 // cache where it has them and zero otherwise. Updates the cache to the last two input frames.
 // `residual`, if given, is added to the output (fused into the convolution where the backend can).
-Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, const Tensor& residual = {});
+Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, Tensor residual = {});
 // CausalConv3d 1×1×1: no temporal context, no cache.
 Tensor pointwise_conv(const Conv& c, const Tensor& x);
 
@@ -57,7 +57,7 @@ struct ResidualBlock {
   std::optional<Conv> shortcut;  // 1×1×1 when in ≠ out
   static ResidualBlock load(const io::WeightStore& ws, const std::string& prefix, int64_t in, int64_t out,
                             const VaeLoadOptions& opt = {});
-  Tensor forward(const Tensor& x, Caches& caches) const;
+  Tensor forward(Tensor x, Caches& caches) const;
 };
 
 // Single-head self-attention over the pixels of each frame separately.
@@ -81,7 +81,8 @@ struct Resample {
 };
 
 using Layer = std::variant<ResidualBlock, AttentionBlock, Resample>;
-Tensor forward(const Layer& l, const Tensor& x, Caches& caches);
+// Layers take their input by value: a caller that moves it in lets a residual block reuse its memory.
+Tensor forward(const Layer& l, Tensor x, Caches& caches);
 
 // Wan2.2's parameter-free shortcuts (wan-spec §5.4), written with layout ops so that they run on
 // any device. AvgDown3D: zero frames in front up to a multiple of ft, each ft×fs×fs block unfolded

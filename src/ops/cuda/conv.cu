@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -87,8 +88,9 @@ struct ConvShape {
   }
 };
 
-// x, w and y are the call's buffers (y is overwritten while the candidates are timed).
-ConvPlan& conv_plan(const ConvShape& s, const void* x, const void* w, void* y) {
+// x and w are the call's buffers; trial_y() gives an output buffer the timed candidates may overwrite
+// (asked for only when the plan is made).
+ConvPlan& conv_plan(const ConvShape& s, const void* x, const void* w, const std::function<void*()>& trial_y) {
   static std::mutex mu;
   static std::map<decltype(s.key()), ConvPlan> plans;
   std::lock_guard<std::mutex> lk(mu);
@@ -125,7 +127,7 @@ ConvPlan& conv_plan(const ConvShape& s, const void* x, const void* w, void* y) {
       if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= g_workspace_limit)
         trial = std::max(trial, perf[i].memory);
     Tensor scratch = Tensor::empty({static_cast<int64_t>(std::max<size_t>(trial, 1))}, DType::U8, Device::CUDA);
-    X2V_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(x2v::cuda::cudnn(), p.x, x, p.w, w, p.conv, p.y, y,
+    X2V_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(x2v::cuda::cudnn(), p.x, x, p.w, w, p.conv, p.y, trial_y(),
                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, scratch.raw(),
                                                            trial));
   }
@@ -173,8 +175,12 @@ void set_conv_workspace_limit(size_t) {}
 size_t conv_workspace_limit() { return 0; }
 #endif
 
-Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad,
-              const Tensor& residual) {
+namespace {
+// y = conv(x) + bias (+ residual). With `in_place` the output is written into `residual` itself
+// (cuDNN's epilogue reads z and writes y from the same buffer), so the block's output needs no
+// allocation of its own.
+Tensor conv3d_impl(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
+                   std::array<int, 6> pad, const Tensor& residual, bool in_place) {
   x2v::cuda::require_float(x, "conv3d", "x");
   x2v::cuda::require_float(w, "conv3d", "w");
   if (x.dim() != 4 || w.dim() != 5 || w.size(1) != x.size(0))
@@ -211,10 +217,20 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
                 Wo = odim(W, sym[2], kw, stride[2]);
   if (To <= 0 || Ho <= 0 || Wo <= 0)
     fail(ErrorKind::InvalidArgument, "conv3d: input ", x.desc(), " is smaller than the kernel ", w.desc());
-  Tensor y = Tensor::empty({O, To, Ho, Wo}, x.dtype(), Device::CUDA);
+  if (in_place && (residual.dtype() != x.dtype() || residual.shape() != Shape{O, To, Ho, Wo}))
+    fail(ErrorKind::InvalidArgument, "conv3d_add_: accumulator ", residual.desc(), " for an output ",
+         shape_str({O, To, Ho, Wo}), " of ", dtype_name(x.dtype()));
+  Tensor y = in_place ? residual : Tensor::empty({O, To, Ho, Wo}, x.dtype(), Device::CUDA);
 #ifdef X2V_WITH_CUDNN
   Tensor wc = x2v::cuda::convert(w, x.dtype());
-  ConvPlan& p = conv_plan({x.dtype(), C, T, H, W, O, kt, kh, kw, stride, sym}, xin.raw(), wc.raw(), y.raw());
+  // The trial runs write their output: never into an accumulator that still holds the residual.
+  Tensor trial_out;
+  ConvPlan& p = conv_plan({x.dtype(), C, T, H, W, O, kt, kh, kw, stride, sym}, xin.raw(), wc.raw(), [&]() -> void* {
+    if (!in_place) return y.raw();
+    trial_out = Tensor::empty(y.shape(), y.dtype(), Device::CUDA);
+    return trial_out.raw();
+  });
+  trial_out = Tensor();
   Tensor scratch = p.workspace ? x2v::cuda::workspace(p.workspace) : Tensor();
   void* ws = scratch.defined() ? scratch.raw() : nullptr;
   const float one = 1.f, zero = 0.f;
@@ -239,6 +255,8 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
         std::fprintf(stderr, "conv3d: fused bias refused (%s), separate pass\n", cudnnGetErrorString(st));
     }
   }
+  // Not fused and in place: the convolution goes to a buffer of its own and is added below.
+  if (!epilogue_done && in_place) y = Tensor::empty({O, To, Ho, Wo}, x.dtype(), Device::CUDA);
   if (!epilogue_done)
     X2V_CUDNN_CHECK(cudnnConvolutionForward(x2v::cuda::cudnn(), &one, p.x, xin.raw(), p.w, wc.raw(), p.conv, p.algo,
                                             ws, p.workspace, &zero, p.y, y.raw()));
@@ -254,8 +272,25 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<i
     }));
     X2V_LAUNCH_CHECK();
   }
-  if (residual.defined() && !epilogue_done) add_(y, residual);
-  return y;
+  if (epilogue_done || !residual.defined()) return y;
+  if (!in_place) {
+    add_(y, residual);
+    return y;
+  }
+  Tensor acc = residual;
+  add_(acc, y);
+  return acc;
+}
+}  // namespace
+
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride, std::array<int, 6> pad,
+              const Tensor& residual) {
+  return conv3d_impl(x, w, bias, stride, pad, residual, false);
+}
+
+void conv3d_add_(Tensor& acc, const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
+                 std::array<int, 6> pad) {
+  conv3d_impl(x, w, bias, stride, pad, acc, true);
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride, std::array<int, 4> pad) {

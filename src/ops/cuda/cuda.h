@@ -134,6 +134,8 @@ void set_conv_workspace_limit(size_t bytes);
 size_t conv_workspace_limit();
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
               std::array<int, 6> pad, const Tensor& residual = {});
+void conv3d_add_(Tensor& acc, const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 3> stride,
+                 std::array<int, 6> pad);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, std::array<int, 2> stride,
               std::array<int, 4> pad);
 Tensor upsample_nearest2x(const Tensor& x);
