@@ -35,6 +35,12 @@ std::shared_ptr<Storage> allocate(size_t bytes, Device device) {
 
 const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 
+Device device_from_name(const std::string& name, const char* option) {
+  if (name == "cpu") return Device::CPU;
+  if (name == "cuda") return Device::CUDA;
+  fail(ErrorKind::InvalidArgument, option, " ", name, ": use cpu or cuda");
+}
+
 void set_device_allocator(Device d, DeviceAllocator* a) { g_alloc[static_cast<int>(d)] = a; }
 DeviceAllocator* device_allocator(Device d) { return g_alloc[static_cast<int>(d)]; }
 

@@ -19,6 +19,9 @@ namespace x2v {
 
 enum class Device : uint8_t { CPU, CUDA };
 const char* device_name(Device d);
+// "cpu" or "cuda" → the Device (InvalidArgument naming `option` otherwise). Whether this build has a
+// backend for it is a separate question: device_allocator(d).
+Device device_from_name(const std::string& name, const char* option);
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);

@@ -101,8 +101,14 @@ TEST(RunComponentDit, Errors) {
   const std::string i2v = " --weights " + fixture("wan21/dit_i2v.safetensors");
   const Tensor t = Tensor::scalar_f32(999.f);
 
+  // A device that is no device; a device this build may lack (the CPU build has no CUDA backend).
+  std::string in = inputs(dir, "wan21/dit_t2v.io.safetensors", "case0.", {"x", "context"}, t, "ok.safetensors");
+  expect_failure(t2v + " --device tpu --inputs " + in, out, 2, {"--device tpu: use cpu or cuda"});
+  if (!device_allocator(Device::CUDA))
+    expect_failure(t2v + " --device cuda --inputs " + in, out, 5, {"no cuda backend in this build", "--device cpu"});
+
   // Missing input tensor.
-  std::string in = inputs(dir, "wan21/dit_t2v.io.safetensors", "case0.", {"x"}, t, "no_context.safetensors");
+  in = inputs(dir, "wan21/dit_t2v.io.safetensors", "case0.", {"x"}, t, "no_context.safetensors");
   expect_failure(t2v + " --inputs " + in, out, 2, {"no_context.safetensors", "need \"context\""});
   in = inputs(dir, "wan21/dit_t2v.io.safetensors", "case0.", {"x", "context"}, Tensor(), "no_t.safetensors");
   expect_failure(t2v + " --inputs " + in, out, 2, {"need \"t\""});

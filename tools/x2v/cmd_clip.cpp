@@ -22,7 +22,7 @@ int run(const ComponentPaths& p) {
     fail(ErrorKind::InvalidArgument, p.inputs, ": input \"image\" has shape ", shape_str(image.shape()),
          "; height and width must be 1 to 16384");
   models::wan::EncoderConfigJson cfg = p.config.empty() ? models::wan::EncoderConfigJson() : models::wan::EncoderConfigJson(p.config);
-  const models::wan::ClipVisionEncoder clip = models::wan::ClipVisionEncoder::load(p.weights, std::move(cfg));
+  const models::wan::ClipVisionEncoder clip = models::wan::ClipVisionEncoder::load(p.weights, std::move(cfg), p.load_options());
   write_component_outputs(p.output, {{"out", clip.encode(image)}});
   return 0;
 }

@@ -14,7 +14,7 @@ int run_dit(const ComponentPaths& p) {
     if (!in.has(name))
       fail(ErrorKind::InvalidArgument, p.inputs, ": the DiT inputs need \"", name,
            "\" (x [C, F, H, W] latent, t timestep, context [L, text_dim])");
-  models::wan::DitModel model = models::wan::DitModel::load(p.weights, p.config);
+  models::wan::DitModel model = models::wan::DitModel::load(p.weights, p.config, p.load_options());
   const models::wan::DitConfig& c = model.config();
   models::wan::DitInputs d;
   d.x = in.f32("x", 4);

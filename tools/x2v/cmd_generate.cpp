@@ -111,9 +111,7 @@ int run_generate(Options& o) {
   r.noise = o.noise;
   r.output = o.output;
   r.output_tensor = o.output_tensor;
-  if (o.device == "cpu") r.device = Device::CPU;
-  else if (o.device == "cuda") r.device = Device::CUDA;
-  else fail(ErrorKind::InvalidArgument, "--device ", o.device, ": use cpu or cuda");
+  r.device = device_from_name(o.device, "--device");
 
   // The demo: a tiny random model written to a temporary folder, then the normal loading path.
   struct Cleanup {

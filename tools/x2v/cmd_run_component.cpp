@@ -14,9 +14,18 @@ void add_component_options(CLI::App& sub, ComponentPaths& p, bool with_weights) 
   if (with_weights) {
     sub.add_option("--weights", p.weights, "weight file (.safetensors, .safetensors.index.json or .pth)")->required();
     sub.add_option("--config", p.config, "JSON object with the official constructor fields");
+    sub.add_option("--device", p.device, "cpu (default, f32) or cuda (bf16 weights and activations)");
   }
   sub.add_option("--inputs", p.inputs, "safetensors file holding the input tensors")->required();
   sub.add_option("--output", p.output, "safetensors file to write the outputs to")->required();
+}
+
+models::wan::ModelLoadOptions ComponentPaths::load_options() const {
+  const Device d = device_from_name(device, "--device");
+  if (d != Device::CPU && !device_allocator(d))
+    fail(ErrorKind::Unsupported, "--device ", device, ": no ", device, " backend in this build (rebuild with the ",
+         device, " preset, or use --device cpu)");
+  return models::wan::ModelLoadOptions::for_device(d);
 }
 
 ComponentInputs::ComponentInputs(const std::string& path) : st_(io::SafeTensors::open(path)) {}

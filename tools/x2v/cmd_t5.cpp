@@ -33,7 +33,7 @@ int run(const ComponentPaths& p) {
   if (ids.numel() < 1 || ids.numel() > 4096)
     fail(ErrorKind::InvalidArgument, p.inputs, ": ", ids.numel(), " tokens; expected 1 to 4096 (Wan uses 512)");
   models::wan::EncoderConfigJson cfg = p.config.empty() ? models::wan::EncoderConfigJson() : models::wan::EncoderConfigJson(p.config);
-  const models::wan::T5Encoder t5 = models::wan::T5Encoder::load(p.weights, std::move(cfg));
+  const models::wan::T5Encoder t5 = models::wan::T5Encoder::load(p.weights, std::move(cfg), p.load_options());
   write_component_outputs(p.output, {{"out", t5.forward(ids, mask)}});
   return 0;
 }

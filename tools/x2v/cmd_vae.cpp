@@ -18,7 +18,7 @@ namespace {
 
 using models::wan::WanVAE;
 
-WanVAE load_vae(const ComponentPaths& p) { return WanVAE::load(p.weights, p.config); }
+WanVAE load_vae(const ComponentPaths& p) { return WanVAE::load(p.weights, p.config, p.load_options()); }
 
 // A one-line counter on a terminal; nothing when stderr is a file or pipe.
 models::wan::VaeProgress progress_line(const char* what) {

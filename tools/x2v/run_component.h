@@ -12,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
+#include "models/wan/load_options.h"
 
 namespace x2v::cli {
 
@@ -29,8 +30,13 @@ struct RegisterComponent {
 
 struct ComponentPaths {
   std::string weights, config, inputs, output;
+  std::string device = "cpu";
+  // Where the network runs, from --device: f32 on the CPU (the reference), bf16 weights on a GPU.
+  // Refuses a device this build has no backend for.
+  models::wan::ModelLoadOptions load_options() const;
 };
-// Adds --inputs and --output (required) and, if `with_weights`, --weights (required) and --config.
+// Adds --inputs and --output (required) and, if `with_weights`, --weights (required), --config and
+// --device.
 void add_component_options(CLI::App& sub, ComponentPaths& p, bool with_weights);
 
 // The --inputs file, with checks that name the file and the tensor.
