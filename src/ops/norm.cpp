@@ -98,24 +98,21 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   return cpu::rms_norm(host_f32(x), host_f32(weight), eps);
 }
 
-Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) {
-  detail::common_device("channel_rms_norm", {&x, &gamma});
-  if (x.dim() < 1 || gamma.numel() != x.size(0))
-    bad_shape("channel_rms_norm", "gamma " + gamma.desc() + " for " + x.desc());
+namespace {
+Tensor channel_rms(const char* op, const Tensor& x, const Tensor& gamma, bool silu) {
+  detail::common_device(op, {&x, &gamma});
+  if (x.dim() < 1 || gamma.numel() != x.size(0)) bad_shape(op, "gamma " + gamma.desc() + " for " + x.desc());
 #ifdef X2V_WITH_CUDA
-  if (x.device() == Device::CUDA) return cuda::channel_rms_norm(x, gamma);
+  if (x.device() == Device::CUDA) return silu ? cuda::channel_rms_norm_silu(x, gamma) : cuda::channel_rms_norm(x, gamma);
 #endif
-  return cpu::channel_rms_norm(host_f32(x), host_f32(gamma));
+  return silu ? cpu::channel_rms_norm_silu(host_f32(x), host_f32(gamma)) : cpu::channel_rms_norm(host_f32(x), host_f32(gamma));
 }
+}  // namespace
+
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) { return channel_rms("channel_rms_norm", x, gamma, false); }
 
 Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma) {
-  detail::common_device("channel_rms_norm_silu", {&x, &gamma});
-  if (x.dim() < 1 || gamma.numel() != x.size(0))
-    bad_shape("channel_rms_norm_silu", "gamma " + gamma.desc() + " for " + x.desc());
-#ifdef X2V_WITH_CUDA
-  if (x.device() == Device::CUDA) return cuda::channel_rms_norm_silu(x, gamma);
-#endif
-  return cpu::channel_rms_norm_silu(host_f32(x), host_f32(gamma));
+  return channel_rms("channel_rms_norm_silu", x, gamma, true);
 }
 
 }  // namespace x2v::ops

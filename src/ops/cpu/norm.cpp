@@ -76,32 +76,10 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
   return y;
 }
 
-Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) {
-  const int64_t C = x.size(0), N = x.numel() / C;
-  Tensor y = Tensor::empty(x.shape(), DType::F32);
-  const float* xp = x.data<float>();
-  const float* g = gamma.data<float>();
-  float* yp = y.data<float>();
-  const float sc = std::sqrt(static_cast<float>(C));
-  // Column-wise over channels: process blocks of positions so that rows stream through the cache.
-  constexpr int64_t kBlock = 256;
-#pragma omp parallel for if (N > kBlock)
-  for (int64_t n0 = 0; n0 < N; n0 += kBlock) {
-    const int64_t n1 = std::min(N, n0 + kBlock);
-    double ss[kBlock] = {};
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t n = n0; n < n1; ++n) ss[n - n0] += static_cast<double>(xp[c * N + n]) * xp[c * N + n];
-    float inv[kBlock];
-    for (int64_t n = n0; n < n1; ++n) inv[n - n0] = 1.f / std::max(static_cast<float>(std::sqrt(ss[n - n0])), 1e-12f);
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t n = n0; n < n1; ++n) yp[c * N + n] = xp[c * N + n] * inv[n - n0] * sc * g[c];
-  }
-  return y;
-}
-
-// The fused VAE norm → SiLU performs exactly the float operations of channel_rms_norm followed by
-// silu, so fusing changes no bit of the CPU results; it only saves the intermediate and one pass.
-Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma) {
+namespace {
+// x [C, N]: y = x / max(‖x[:, n]‖, 1e-12) · sqrt(C) · gamma[c], then SiLU when `silu`. The fused form
+// performs exactly the float operations of the norm followed by silu, so fusing changes no bit.
+Tensor channel_rms(const Tensor& x, const Tensor& gamma, bool with_silu) {
   const int64_t C = x.size(0), N = C ? x.numel() / C : 0;
   Tensor y = Tensor::empty(x.shape(), DType::F32);
   if (!N) return y;
@@ -121,9 +99,16 @@ Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma) {
     float inv[kBlock];
     for (int64_t n = n0; n < n1; ++n) inv[n - n0] = 1.f / std::max(static_cast<float>(std::sqrt(ss[n - n0])), 1e-12f);
     for (int64_t c = 0; c < C; ++c)
-      for (int64_t n = n0; n < n1; ++n) yp[c * N + n] = silu(xp[c * N + n] * inv[n - n0] * sc * g[c]);
+      for (int64_t n = n0; n < n1; ++n) {
+        const float v = xp[c * N + n] * inv[n - n0] * sc * g[c];
+        yp[c * N + n] = with_silu ? silu(v) : v;
+      }
   }
   return y;
 }
+}  // namespace
+
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma) { return channel_rms(x, gamma, false); }
+Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma) { return channel_rms(x, gamma, true); }
 
 }  // namespace x2v::ops::cpu
