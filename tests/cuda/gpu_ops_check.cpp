@@ -233,6 +233,10 @@ void check_attention() {
                                    {200, 512, 3, 128, false, false}, {130, 130, 2, 128, true, false},
                                    {64, 77, 4, 80, false, true},     {300, 300, 2, 128, true, true},
                                    {1024, 1024, 2, 128, false, false},
+                                   // The flash kernel: one row, tails of both tiles (Lq, Lk not multiples
+                                   // of its tiles), and enough keys for the automatic choice to take it.
+                                   {1, 1, 1, 128, false, false},     {300, 77, 2, 128, false, false},
+                                   {129, 4100, 3, 128, false, false},
                                    // CLIP: the fixture (head dim 20, not cuDNN's, so the two-GEMM
                                    // path without bias or mask), the same at ViT-H's default of 16
                                    // heads (head dim 5), and ViT-H/14 itself (257 tokens, head dim 80).
@@ -271,6 +275,19 @@ void check_attention() {
           report("attention(own)", sh, dt,
                  ops::cuda::attention_with(ops::cuda::AttnImpl::Own, dev(q, dt), dev(k, dt), dev(v, dt), scale, {}, {}),
                  ref, 2e-2);
+          if (c.D == 128) {
+            try {
+              report("attention(flash)", sh, dt,
+                     ops::cuda::attention_with(ops::cuda::AttnImpl::Flash, dev(q, dt), dev(k, dt), dev(v, dt), scale,
+                                               {}, {}),
+                     ref, 2e-2);
+            } catch (const Error& e) {
+              // Only a device or build without sm_90a may refuse; on a Hopper card that is a failure.
+              const bool hopper = x2v::cuda::device_description().find("cc 9.0") != std::string::npos;
+              std::printf("%s attention(flash) %s: %s\n", hopper ? "FAIL" : "skip", sh.c_str(), e.what());
+              if (hopper) ++g_fail;
+            }
+          }
 #ifdef X2V_WITH_CUDNN
           // cuDNN refuses head dims that are not multiples of 8 by design; nothing to compare there.
           if (c.D % 8 == 0)

@@ -1,7 +1,7 @@
 // x2v bench: timings on the GPU, one JSON object per line on stdout (a readable line per result on
 // stderr). What it times:
 //   gemm  — cuBLASLt bf16 GEMMs at the Wan DiT shapes (the ceiling the DiT's linears run at);
-//   attn  — attention at the DiT shapes, cuDNN's fused kernel against the backend's own kernel;
+//   attn  — attention at the DiT shapes: cuDNN's fused kernel, the own Hopper flash kernel, the general kernel;
 //   dit   — one DiT forward (wan2.1-1.3b / wan2.1-14b, 480p / 720p, 512 text tokens, CFG off and on)
 //           through models::wan::DitModel, with random weights made on the GPU;
 //   conv  — cuDNN conv3d at the Wan VAE decoder's shapes;
@@ -46,6 +46,7 @@ struct BenchOptions {
   int reps = 3;
   int layers = 0;  // 0 = the model's own count
   std::string tag;
+  std::string attn = "auto";  // the attention the models use: auto, cudnn, flash
 };
 
 bool has(const std::string& list, const std::string& item) {
@@ -63,10 +64,12 @@ namespace oc = ops::cuda;
 
 std::string g_device;
 std::string g_tag;
+std::string g_attn;
 
 void emit(nlohmann::json j) {
   j["device"] = g_device;
   if (!g_tag.empty()) j["tag"] = g_tag;
+  if (!g_attn.empty() && j["bench"] != "attn") j["attn"] = g_attn;
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);
 }
@@ -138,22 +141,27 @@ void bench_attn(const BenchOptions& o) {
     Tensor q = rnd({a.Lq, a.H, D}, DType::BF16, 11, 2.f), k = rnd({a.Lk, a.H, D}, DType::BF16, 12, 2.f),
            v = rnd({a.Lk, a.H, D}, DType::BF16, 13, 1.f);
     const double flop = 4.0 * a.Lq * a.Lk * a.H * D;
-    for (int impl = 0; impl < 2; ++impl) {
-      if (impl == 1 && !a.own) continue;
-      const auto which = impl == 0 ? oc::AttnImpl::Cudnn : oc::AttnImpl::Own;
+    struct Impl {
+      oc::AttnImpl which;
+      const char* name;
+    };
+    for (const Impl im : {Impl{oc::AttnImpl::Cudnn, "cudnn"}, Impl{oc::AttnImpl::Flash, "flash"},
+                          Impl{oc::AttnImpl::Own, "own"}}) {
+      const bool own = im.which == oc::AttnImpl::Own;
+      if (own && !a.own) continue;
       double ms;
       try {
-        ms = time_ms(impl == 0 ? o.reps + 2 : 1, [&] { oc::attention_with(which, q, k, v, 0.0884f, {}, {}); });
+        ms = time_ms(own ? 1 : o.reps + 2, [&] { oc::attention_with(im.which, q, k, v, 0.0884f, {}, {}); });
       } catch (const Error& e) {
-        std::fprintf(stderr, "attn  %-20s %s: %s\n", a.name, impl ? "own" : "cudnn", e.what());
-        emit({{"bench", "attn"}, {"name", a.name}, {"impl", impl ? "own" : "cudnn"}, {"error", e.what()}});
+        std::fprintf(stderr, "attn  %-20s %s: %s\n", a.name, im.name, e.what());
+        emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"error", e.what()}});
         continue;
       }
       const double tf = flop / (ms * 1e-3) / 1e12;
-      std::fprintf(stderr, "attn  %-20s %-6s Lq%-6lld Lk%-6lld H%-3lld %9.3f ms %6.0f TFLOP/s\n", a.name,
-                   impl ? "own" : "cudnn", (long long)a.Lq, (long long)a.Lk, (long long)a.H, ms, tf);
-      emit({{"bench", "attn"}, {"name", a.name}, {"impl", impl ? "own" : "cudnn"}, {"Lq", a.Lq}, {"Lk", a.Lk},
-            {"H", a.H}, {"D", D}, {"ms", ms}, {"tflops", tf}});
+      std::fprintf(stderr, "attn  %-20s %-6s Lq%-6lld Lk%-6lld H%-3lld %9.3f ms %6.0f TFLOP/s\n", a.name, im.name,
+                   (long long)a.Lq, (long long)a.Lk, (long long)a.H, ms, tf);
+      emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"Lq", a.Lq}, {"Lk", a.Lk}, {"H", a.H}, {"D", D},
+            {"ms", ms}, {"tflops", tf}});
     }
   }
 }
@@ -417,6 +425,10 @@ int run_bench(const BenchOptions& o) {
     fail(ErrorKind::Device, "x2v bench needs a CUDA device; none is visible (check the driver and CUDA_VISIBLE_DEVICES)");
   g_device = cuda::device_description();
   g_tag = o.tag;
+  g_attn = o.attn;
+  oc::set_attention_impl(o.attn == "cudnn" ? oc::AttnImpl::Cudnn
+                         : o.attn == "flash" ? oc::AttnImpl::Flash
+                                             : oc::AttnImpl::Auto);
   std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
@@ -447,6 +459,8 @@ Register reg({"bench", "GPU timings as JSON lines: GEMM and attention ceilings, 
                 sub.add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 100));
                 sub.add_option("--layers", o->layers, "blocks to run (0 = the model's count)");
                 sub.add_option("--tag", o->tag, "a label copied into every JSON line");
+                sub.add_option("--attn", o->attn, "attention inside the models: auto (default), cudnn, flash")
+                    ->check(CLI::IsMember({"auto", "cudnn", "flash"}));
                 return [o] { return run_bench(*o); };
               }});
 

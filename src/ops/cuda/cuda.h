@@ -109,17 +109,27 @@ Tensor clamp(const Tensor& x, float lo, float hi);
 void gated_add_(Tensor& x, const Tensor& y, const Tensor& gate);
 void add_(Tensor& x, const Tensor& y);
 
-// attention.cu. cuDNN's fused flash attention (bf16, head dims multiples of 8 up to 256; an additive
-// bias [H, Lq, Lk] through its graph API) when available, else the backend's own kernel, which also
-// handles key masks. X2V_CUDA_VERBOSE=1 prints which cuDNN path each shape got.
+// attention.cu. The own Hopper flash kernel or cuDNN's fused flash attention (bf16, head dims multiples
+// of 8 up to 256; an additive bias [H, Lq, Lk] through its graph API) when available, else the backend's
+// own general kernel, which also handles key masks. X2V_CUDA_VERBOSE=1 prints which cuDNN path each
+// shape got.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
                  const Tensor& key_mask);
-enum class AttnImpl { Auto, Cudnn, Own };
-// For tests and benchmarks: force one implementation (Cudnn fails if it cannot run this case).
-// The cuDNN library loaded at run time (e.g. 91400), or 0 in builds without cuDNN.
-int cudnn_version();
+// Auto: the own Hopper flash kernel (flash_attention.cu: head dim 128, no bias or mask, sm_90a) for
+// long key sequences, where it measures faster than cuDNN; cuDNN's fused kernel for the rest it takes;
+// the backend's own general kernel otherwise.
+enum class AttnImpl { Auto, Cudnn, Flash, Own };
+// For tests and benchmarks: force one implementation (Cudnn and Flash fail if they cannot run the case).
 Tensor attention_with(AttnImpl impl, const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                       const Tensor& bias, const Tensor& key_mask);
+// The implementation ops::attention uses from now on for plain attention (no bias or mask, head dim
+// 128), so benchmarks can compare whole models on one implementation; Auto restores the default.
+void set_attention_impl(AttnImpl impl);
+// The cuDNN library loaded at run time (e.g. 91400), or 0 in builds without cuDNN.
+int cudnn_version();
+
+// flash_attention.cu. False (with the reason) where the kernel cannot run the case.
+bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why);
 
 // layout.cu
 Tensor permute(const Tensor& x, const std::vector<int>& perm);
