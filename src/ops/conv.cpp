@@ -6,6 +6,7 @@
 
 #include "ops/cpu/cpu.h"
 #include "ops/dispatch.h"
+#include "ops/layout.h"
 #ifdef X2V_WITH_CUDA
 #include "ops/cuda/cuda.h"
 #endif
@@ -104,6 +105,55 @@ Tensor upsample_nearest2x(const Tensor& x) {
 #endif
   require_cpu("upsample_nearest2x", x.device());
   return cpu::upsample_nearest2x(host_f32(x));
+}
+
+UpsampleConvWeights fold_upsample2x_conv3x3(const Tensor& w, const Tensor& b) {
+  const bool w4 = w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3;
+  const bool w5 = w.dim() == 5 && w.size(2) == 1 && w.size(3) == 3 && w.size(4) == 3;
+  if (!w4 && !w5)
+    bad_shape("fold_upsample2x_conv3x3", "weight " + w.desc() + " (expected [Cout, Cin, 3, 3] or [Cout, Cin, 1, 3, 3])");
+  const int64_t Cout = w.size(0), Cin = w.size(1);
+  if (b.defined() && (b.dim() != 1 || b.size(0) != Cout))
+    bad_shape("fold_upsample2x_conv3x3", "bias " + b.desc() + " does not match weight " + w.desc());
+  // Which 3×3 rows (and, the same, columns) fall on source row i − 1 + k for parity p: output row
+  // 2i + p reads upsampled rows 2i + p − 1 .. 2i + p + 1, which are source rows i − 1, i, i (p = 0)
+  // or i, i, i + 1 (p = 1).
+  static constexpr int kTaps[2][2][2] = {{{0, 1}, {1, 3}}, {{0, 2}, {2, 3}}};  // [p][k] = [first, end)
+  const Tensor src = host_f32(w.is_cpu() ? w : w.to(Device::CPU));
+  const float* wp = src.data<float>();
+  UpsampleConvWeights f;
+  f.w = Tensor::empty({4 * Cout, Cin, 1, 2, 2}, DType::F32);
+  float* fp = f.w.data<float>();
+  for (int py = 0; py < 2; ++py)
+    for (int px = 0; px < 2; ++px)
+      for (int64_t co = 0; co < Cout; ++co)
+        for (int64_t ci = 0; ci < Cin; ++ci) {
+          const float* k3 = wp + (co * Cin + ci) * 9;
+          float* k2 = fp + (((2 * py + px) * Cout + co) * Cin + ci) * 4;
+          for (int ky = 0; ky < 2; ++ky)
+            for (int kx = 0; kx < 2; ++kx) {
+              float sum = 0.f;
+              for (int a = kTaps[py][ky][0]; a < kTaps[py][ky][1]; ++a)
+                for (int c = kTaps[px][kx][0]; c < kTaps[px][kx][1]; ++c) sum += k3[a * 3 + c];
+              k2[ky * 2 + kx] = sum;
+            }
+        }
+  if (b.defined()) {
+    const Tensor hb = host_f32(b.is_cpu() ? b : b.to(Device::CPU));
+    f.b = Tensor::empty({4 * Cout}, DType::F32);
+    for (int64_t p = 0; p < 4; ++p)
+      std::copy(hb.data<float>(), hb.data<float>() + Cout, f.b.data<float>() + p * Cout);
+  }
+  return f;
+}
+
+Tensor upsample2x_conv3x3(const Tensor& x, const UpsampleConvWeights& f) {
+  const Tensor& w = f.w;
+  if (w.dim() != 5 || w.size(0) % 4 != 0 || w.size(2) != 1 || w.size(3) != 2 || w.size(4) != 2)
+    bad_shape("upsample2x_conv3x3", "weight " + w.desc() +
+                                        " (expected the folded [4·Cout, Cin, 1, 2, 2] of fold_upsample2x_conv3x3)");
+  // Padding 1 on both sides gives H + 1 rows: parity py's phase starts at row py (see the header).
+  return interleave_parities(conv3d(x, w, f.b, {1, 1, 1}, {0, 0, 1, 1, 1, 1}));
 }
 
 }  // namespace x2v::ops

@@ -76,4 +76,14 @@ Tensor index_select(const Tensor& x, int dim, const Tensor& index) {
   return cpu::index_select(x, dim, idx);
 }
 
+Tensor interleave_parities(const Tensor& y) {
+  if (y.dim() < 3 || y.size(0) % 4 != 0 || y.size(-2) < 1 || y.size(-1) < 1)
+    bad_shape("interleave_parities", "input " + y.desc() + " (expected [4·C, ..., H + 1, W + 1] with H, W >= 0)");
+#ifdef X2V_WITH_CUDA
+  if (y.device() == Device::CUDA) return cuda::interleave_parities(y);
+#endif
+  if (!y.is_cpu()) fail(ErrorKind::Unsupported, "interleave_parities: no ", device_name(y.device()), " implementation");
+  return cpu::interleave_parities(y);
+}
+
 }  // namespace x2v::ops

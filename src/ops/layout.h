@@ -16,5 +16,9 @@ Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);
 // A host index is checked against x.size(dim) (InvalidArgument) and copied to x's device; an index
 // already on the device is not checked, and an entry out of range yields zeros there.
 Tensor index_select(const Tensor& x, int dim, const Tensor& index);
+// The four phases of a sub-pixel convolution put in place, each one row and column further along
+// its own source: y [4·C, ..., H + 1, W + 1] → out [C, ..., 2H, 2W] with
+// out[c, ..., 2i + py, 2j + px] = y[(2·py + px)·C + c, ..., i + py, j + px] (see upsample2x_conv3x3).
+Tensor interleave_parities(const Tensor& y);
 
 }  // namespace x2v::ops

@@ -422,6 +422,38 @@ void check_upsample() {
       report("upsample_nearest2x", "[3,4,5,6] exact", dt, ops::upsample_nearest2x(dev(x, dt)),
              ops::upsample_nearest2x(x), 0.0);
     });
+  // The sub-pixel upsampling conv's layout op, exactly: W = Wy − 1 a multiple of 4 takes the 16-byte
+  // stores in both dtypes, W even only in f32, W odd never; a rank-5 input; the decoder's last shape
+  // at a quarter of its height and width, one frame.
+  for (DType dt : {DType::F32, DType::BF16})
+    guarded("interleave_parities", [&] {
+      for (const Shape& s : {Shape{8, 3, 5, 9}, Shape{12, 2, 4, 3}, Shape{4, 1, 7, 4}, Shape{8, 2, 3, 3, 17},
+                             Shape{384, 1, 61, 105}}) {
+        Tensor y = host_random(s);
+        report("interleave_parities", shape_str(s) + " exact", dt, ops::interleave_parities(dev(y, dt)),
+               ops::interleave_parities(y), 0.0);
+      }
+    });
+  // The whole op, as the VAE decoder runs it (weights folded on the host in f32, then in the activation
+  // dtype), against the CPU's upsample-then-3×3-conv with the unfolded weights.
+  struct Up {
+    int64_t C, T, H, W, O;
+  };
+  for (const Up& c : {Up{16, 2, 7, 9, 8}, Up{32, 4, 15, 26, 16}, Up{6, 1, 1, 1, 5}, Up{64, 3, 12, 20, 32}})
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const std::string sh = "x[" + std::to_string(c.C) + "," + std::to_string(c.T) + "," + std::to_string(c.H) + "," +
+                             std::to_string(c.W) + "] O" + std::to_string(c.O);
+      guarded("upsample2x_conv3x3 " + sh, [&] {
+        Tensor x = host_random({c.C, c.T, c.H, c.W}), w = host_random({c.O, c.C, 1, 3, 3}, -0.3f, 0.3f),
+               b = host_random({c.O});
+        const ops::UpsampleConvWeights f = ops::fold_upsample2x_conv3x3(w, b);
+        report("upsample2x_conv3x3", sh, dt, ops::upsample2x_conv3x3(dev(x, dt), {dev(f.w, dt), dev(f.b, DType::F32)}),
+               ops::conv3d(ops::upsample_nearest2x(x), w, b, {1, 1, 1}, {0, 0, 1, 1, 1, 1}), tol_for(dt, 2e-3));
+        // Weights that live on the device (the bench's random store) fold to the same values.
+        const ops::UpsampleConvWeights fd = ops::fold_upsample2x_conv3x3(dev(w, dt), dev(b, DType::F32));
+        report("fold_upsample2x_conv3x3", sh + " from the device", dt, fd.w, f.w, 0.0);
+      });
+    }
 }
 
 #ifdef X2V_CHECK_DIT_FIXTURE
@@ -468,7 +500,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf("device: %s, cuDNN %d\n", cuda::device_description().c_str(), ops::cuda::cudnn_version());
-  // gpu_ops_check [FIXTURES_DIR] [--only FAMILY]
+  // gpu_ops_check [FIXTURES_DIR] [--only FAMILY[,FAMILY...]]
   std::string fx = std::getenv("X2V_FIXTURES") ? std::getenv("X2V_FIXTURES") : "", only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -477,7 +509,9 @@ int main(int argc, char** argv) {
     else
       fx = a;
   }
-  auto want = [&](const char* f) { return only.empty() || only == f; };
+  auto want = [&](const char* f) {
+    return only.empty() || ("," + only + ",").find("," + std::string(f) + ",") != std::string::npos;
+  };
   cuda::set_poison_allocations(true);
   if (want("linear")) check_linear();
   if (want("norm")) check_norms();

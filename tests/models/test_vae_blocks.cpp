@@ -1,5 +1,8 @@
 // The VAE's temporal blocks run chunk by chunk with caches equal the closed forms of wan-spec §5.2
 // computed over the whole sequence at once, and the caches never hold more than two frames.
+#include <map>
+#include <optional>
+
 #include "models/wan/vae_blocks.h"
 #include "ops/ops.h"
 #include "testutil.h"
@@ -25,6 +28,24 @@ Tensor chunked(const Tensor& x, const std::vector<int64_t>& sizes, vae::Caches& 
   }
   return ops::concat(outs, 1);
 }
+
+// Named tensors in memory, for the blocks' load functions.
+struct Store final : io::WeightStore {
+  std::map<std::string, Tensor> t;
+  std::string format() const override { return "test"; }
+  std::string source() const override { return "test store"; }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> v;
+    for (const auto& [n, x] : t) v.push_back(n);
+    return v;
+  }
+  std::optional<io::TensorMeta> find(const std::string& n) const override {
+    auto it = t.find(n);
+    if (it == t.end()) return std::nullopt;
+    return io::TensorMeta{it->second.dtype(), it->second.shape()};
+  }
+  Tensor load(const std::string& n) const override { return t.at(n); }
+};
 
 }  // namespace
 
@@ -63,9 +84,12 @@ TEST(VaeBlocks, Downsample3dClosedForm) {
 TEST(VaeBlocks, Upsample3dClosedForm) {
   // Frame 0 passes without the temporal conv; frames 1.. run a causal time_conv with zeros (not frame 0)
   // in front, each giving two frames (channel halves interleaved), then the spatial path.
+  // The layer keeps the 3×3 conv in its sub-pixel form; the closed form uses the 3×3 weights.
   const int64_t C = 4;
   Tensor x = random_tensor({C, 4, 3, 5}, 9);
-  vae::Resample r{vae::Resample::Mode::Upsample3d, {random_tensor({C / 2, C, 1, 3, 3}, 10), random_tensor({C / 2}, 11)},
+  const Tensor w3 = random_tensor({C / 2, C, 1, 3, 3}, 10), b3 = random_tensor({C / 2}, 11);
+  const ops::UpsampleConvWeights f = ops::fold_upsample2x_conv3x3(w3, b3);
+  vae::Resample r{vae::Resample::Mode::Upsample3d, {f.w, f.b},
                   vae::Conv{random_tensor({2 * C, C, 3, 1, 1}, 12), random_tensor({2 * C}, 13)}};
   vae::Caches caches;
   Tensor got = chunked(x, {1, 1, 1, 1}, caches, [&](const Tensor& c) { return r.forward(c, caches); });
@@ -74,9 +98,27 @@ TEST(VaeBlocks, Upsample3dClosedForm) {
   for (int64_t i = 0; i < 3; ++i)
     for (int64_t half = 0; half < 2; ++half) seq.push_back(frames(ops::narrow(tc, 0, half * C, (half + 1) * C), i, i + 1));
   Tensor up = ops::upsample_nearest2x(ops::concat(seq, 1));
-  Tensor ref = ops::conv3d(up, r.spatial.w, r.spatial.b, {1, 1, 1}, {0, 0, 1, 1, 1, 1});
+  Tensor ref = ops::conv3d(up, w3, b3, {1, 1, 1}, {0, 0, 1, 1, 1, 1});
   ASSERT_EQ(got.shape(), (Shape{C / 2, 7, 6, 10}));
   test::expect_close(got, ref, 1e-6, "upsample3d");
+}
+
+TEST(VaeBlocks, Upsample2dLoadsTheSubPixelForm) {
+  // Through Resample::load, as the decoders build it (Wan2.1: C → C/2; Wan2.2 keeps C): the file's
+  // 3×3 weights in, nearest ×2 then the 3×3 conv out, and nothing cached between chunks.
+  Store store;
+  const int64_t C = 6, Co = 3;
+  store.t["up.resample.1.weight"] = random_tensor({Co, C, 3, 3}, 15);
+  store.t["up.resample.1.bias"] = random_tensor({Co}, 16);
+  const vae::Resample r = vae::Resample::load(store, "up", C, vae::Resample::Mode::Upsample2d, Co);
+  ASSERT_EQ(r.spatial.w.shape(), (Shape{4 * Co, C, 1, 2, 2}));
+  Tensor x = random_tensor({C, 3, 5, 7}, 17);
+  vae::Caches caches;
+  Tensor got = chunked(x, {1, 2}, caches, [&](const Tensor& c) { return r.forward(c, caches); });
+  Tensor ref = ops::conv3d(ops::upsample_nearest2x(x), store.t["up.resample.1.weight"].reshape({Co, C, 1, 3, 3}),
+                           store.t["up.resample.1.bias"], {1, 1, 1}, {0, 0, 1, 1, 1, 1});
+  ASSERT_EQ(got.shape(), (Shape{Co, 3, 10, 14}));
+  test::expect_close(got, ref, 1e-6, "upsample2d");
 }
 
 TEST(VaeBlocks, PatchifyLayout) {

@@ -114,8 +114,16 @@ Resample Resample::load(const io::WeightStore& ws, const std::string& p, int64_t
                         const VaeLoadOptions& opt) {
   Resample r;
   r.mode = mode;
-  const bool up = mode == Mode::Upsample2d || mode == Mode::Upsample3d;
-  r.spatial = Conv::load(ws, p + ".resample.1", {up ? up_out : C, C, 3, 3}, opt);
+  if (mode == Mode::Upsample2d || mode == Mode::Upsample3d) {
+    // Folded from the file's values in f32, then rounded to the matmul dtype once per summed tap; the
+    // 3×3 weights are not kept.
+    const std::string w = p + ".resample.1";
+    const ops::UpsampleConvWeights f =
+        ops::fold_upsample2x_conv3x3(ws.load(w + ".weight", {up_out, C, 3, 3}), ws.load(w + ".bias", {up_out}));
+    r.spatial = {place_weight(f.w, opt.matmul_dtype, opt.device), place_weight(f.b, DType::F32, opt.device)};
+  } else {
+    r.spatial = Conv::load(ws, p + ".resample.1", {C, C, 3, 3}, opt);
+  }
   if (mode == Mode::Upsample3d) r.time = Conv::load(ws, p + ".time_conv", {2 * C, C, 3, 1, 1}, opt);
   if (mode == Mode::Downsample3d) r.time = Conv::load(ws, p + ".time_conv", {C, C, 3, 1, 1}, opt);
   return r;
@@ -138,7 +146,8 @@ Tensor Resample::forward(const Tensor& x, Caches& caches) const {
   switch (mode) {
     case Mode::Upsample2d:
     case Mode::Upsample3d:
-      h = ops::conv3d(ops::upsample_nearest2x(h), spatial.w, spatial.b, {1, 1, 1}, {0, 0, 1, 1, 1, 1});
+      // Nearest ×2 then the 3×3 conv, in the sub-pixel form (the upsampled input is never made).
+      h = ops::upsample2x_conv3x3(h, {spatial.w, spatial.b});
       break;
     case Mode::Downsample2d:
     case Mode::Downsample3d:

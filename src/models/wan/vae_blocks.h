@@ -72,7 +72,9 @@ struct AttentionBlock {
 struct Resample {
   enum class Mode { Upsample2d, Upsample3d, Downsample2d, Downsample3d };
   Mode mode;
-  Conv spatial;                 // resample.1: 3×3 conv, stored as [Cout, Cin, 1, 3, 3]
+  // resample.1, the 3×3 conv: [Cout, Cin, 1, 3, 3] when downsampling; when upsampling, its sub-pixel
+  // form (ops::fold_upsample2x_conv3x3: [4·Cout, Cin, 1, 2, 2], bias [4·Cout]), made at load.
+  Conv spatial;
   std::optional<Conv> time;     // time_conv of the 3d modes
   // `up_out`: output channels of the upsampling conv (Wan2.1: C/2, Wan2.2: C).
   static Resample load(const io::WeightStore& ws, const std::string& prefix, int64_t C, Mode mode, int64_t up_out,

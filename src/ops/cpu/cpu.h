@@ -39,6 +39,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm);
 Tensor concat(const std::vector<Tensor>& xs, int dim);
 Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);
 Tensor index_select(const Tensor& x, int dim, const Tensor& index);  // index: checked int64
+Tensor interleave_parities(const Tensor& y);
 
 // Activation functions, shared by the fused paths.
 float silu(float x);

@@ -1,3 +1,4 @@
+#include <cstdint>
 #include <cstring>
 
 #include "ops/cpu/cpu.h"
@@ -94,6 +95,44 @@ Tensor index_select(const Tensor& x, int dim, const Tensor& index) {
     for (int64_t n = 0; n < N; ++n)
       std::memcpy(dst + static_cast<size_t>(o * N + n) * row, src + static_cast<size_t>(o * x.size(dim) + ip[n]) * row, row);
   return y;
+}
+
+namespace {
+template <class E>
+void interleave_rows(const E* y, E* out, int64_t C, int64_t planes, int64_t H, int64_t W) {
+  const int64_t Hy = H + 1, Wy = W + 1, rows = C * planes * 2 * H;
+#pragma omp parallel for if (rows * W > (1 << 18))
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t R = r % (2 * H), cp = r / (2 * H), i = R / 2, py = R % 2;
+    // Parity p's rows start at plane (p·C·planes + cp) of y; px = 1 also starts one column further in.
+    const E* y0 = y + ((2 * py) * C * planes + cp) * Hy * Wy + (i + py) * Wy;
+    const E* y1 = y + ((2 * py + 1) * C * planes + cp) * Hy * Wy + (i + py) * Wy + 1;
+    E* o = out + r * 2 * W;
+    for (int64_t j = 0; j < W; ++j) {
+      o[2 * j] = y0[j];
+      o[2 * j + 1] = y1[j];
+    }
+  }
+}
+}  // namespace
+
+Tensor interleave_parities(const Tensor& y) {
+  const int64_t C = y.size(0) / 4, H = y.size(-2) - 1, W = y.size(-1) - 1;
+  Shape os = y.shape();
+  os[0] = C;
+  os[os.size() - 2] = 2 * H;
+  os.back() = 2 * W;
+  Tensor out = Tensor::empty(os, y.dtype());
+  if (out.numel() == 0) return out;
+  // Each of the 4·C channels holds `planes` frames (the dims between channels and rows).
+  const int64_t planes = y.numel() / (y.size(0) * (H + 1) * (W + 1));
+  switch (dtype_size(y.dtype())) {
+    case 1: interleave_rows(static_cast<const uint8_t*>(y.raw()), static_cast<uint8_t*>(out.raw()), C, planes, H, W); break;
+    case 2: interleave_rows(static_cast<const uint16_t*>(y.raw()), static_cast<uint16_t*>(out.raw()), C, planes, H, W); break;
+    case 4: interleave_rows(static_cast<const uint32_t*>(y.raw()), static_cast<uint32_t*>(out.raw()), C, planes, H, W); break;
+    default: interleave_rows(static_cast<const uint64_t*>(y.raw()), static_cast<uint64_t*>(out.raw()), C, planes, H, W); break;
+  }
+  return out;
 }
 
 }  // namespace x2v::ops::cpu

@@ -136,6 +136,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm);
 Tensor concat(const std::vector<Tensor>& xs, int dim);
 Tensor narrow(const Tensor& x, int dim, int64_t begin, int64_t end);
 Tensor index_select(const Tensor& x, int dim, const Tensor& index);  // index: device int32/int64
+Tensor interleave_parities(const Tensor& y);  // any dtype (moves elements)
 
 // conv.cu (cuDNN convolution; asymmetric/causal padding applied by an explicit pad pass). Each
 // shape's algorithm is the fastest measured whose scratch fits the limit (default 2 GiB; the limit

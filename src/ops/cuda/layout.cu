@@ -1,4 +1,5 @@
 // Layout ops: permute, concat, narrow, index_select. Dtype-agnostic (they move elements of 1, 2, 4 or 8 bytes).
+#include <cstdint>
 #include <cstring>
 
 #include "ops/cuda/common.cuh"
@@ -178,6 +179,63 @@ Tensor index_select(const Tensor& x, int dim, const Tensor& index) {
   });
   X2V_LAUNCH_CHECK();
   return y;
+}
+
+namespace {
+// Each thread writes V consecutive elements of one output row: 16 bytes at once where the row length
+// allows (V = 16 / element size), one element otherwise. A row interleaves two source rows (px = 0 and
+// px = 1), which it reads at unit stride: coalesced across the warp, though not vector-aligned, as
+// the source rows are W + 1 long.
+template <class E, int V>
+__global__ void k_interleave_parities(const E* y, E* out, int64_t rows, int64_t CP, int64_t H, int64_t W) {
+  const int64_t Hy = H + 1, Wy = W + 1, per_row = 2 * W / V, n = rows * per_row;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < n; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = t / per_row, k = t - r * per_row;
+    const int64_t R = r % (2 * H), cp = r / (2 * H), i = R >> 1, py = R & 1;
+    // Parity (py, px) is channel block 2·py + px of y, each block CP planes of Hy × Wy.
+    const E* y0 = y + ((2 * py) * CP + cp) * Hy * Wy + (i + py) * Wy;
+    const E* y1 = y0 + CP * Hy * Wy + 1;
+    E* o = out + r * 2 * W + k * V;
+    if constexpr (V == 1) {
+      *o = (k & 1) ? y1[k >> 1] : y0[k >> 1];
+    } else {
+      alignas(16) E v[V];
+      const int64_t j = k * (V / 2);
+#pragma unroll
+      for (int q = 0; q < V / 2; ++q) {
+        v[2 * q] = y0[j + q];
+        v[2 * q + 1] = y1[j + q];
+      }
+      *reinterpret_cast<uint4*>(o) = *reinterpret_cast<const uint4*>(v);
+    }
+  }
+}
+}  // namespace
+
+Tensor interleave_parities(const Tensor& y) {
+  x2v::cuda::require_device(y, "interleave_parities", "y");
+  if (y.dim() < 3 || y.size(0) % 4 != 0 || y.size(-2) < 1 || y.size(-1) < 1)
+    fail(ErrorKind::InvalidArgument, "interleave_parities: y ", y.desc(), " is not [4·C, ..., H + 1, W + 1]");
+  const int64_t C = y.size(0) / 4, H = y.size(-2) - 1, W = y.size(-1) - 1;
+  Shape os = y.shape();
+  os[0] = C;
+  os[os.size() - 2] = 2 * H;
+  os.back() = 2 * W;
+  Tensor out = Tensor::empty(os, y.dtype(), Device::CUDA);
+  if (!out.numel()) return out;
+  const int64_t CP = y.numel() / (4 * (H + 1) * (W + 1)), rows = CP * 2 * H;
+  by_size(dtype_size(y.dtype()), [&](auto e) {
+    using E = decltype(e);
+    constexpr int V = 16 / sizeof(E);
+    const auto* yp = static_cast<const E*>(y.raw());
+    auto* op = static_cast<E*>(out.raw());
+    if ((2 * W) % V == 0 && reinterpret_cast<uintptr_t>(op) % 16 == 0)
+      k_interleave_parities<E, V><<<grid_for(rows * 2 * W / V, 256), 256, 0, stream()>>>(yp, op, rows, CP, H, W);
+    else
+      k_interleave_parities<E, 1><<<grid_for(rows * 2 * W, 256), 256, 0, stream()>>>(yp, op, rows, CP, H, W);
+  });
+  X2V_LAUNCH_CHECK();
+  return out;
 }
 
 }  // namespace x2v::ops::cuda
