@@ -1,5 +1,6 @@
 #include "models/wan/vae_blocks.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/ops.h"
@@ -34,17 +35,24 @@ Tensor last_frames(const Tensor& x, int64_t n) {
 Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, Tensor residual) {
   const int64_t context = c.w.size(2) - 1;  // frames of left context the kernel needs
   const int64_t cached = cache.frames.defined() ? cache.frames.size(1) : 0;
-  Tensor in = cached ? ops::concat({cache.frames, x}, 1) : x;
+  // Zero frames stand in for the context the cache lacks (the first two chunks), inside the one
+  // concatenation: as padding on one side only they would make the GPU backend build a second,
+  // padded copy of the whole input (the decode's highest point once, in its second chunk).
+  const int64_t front = context - std::min(cached, context), real = cached + x.size(1);
+  std::vector<Tensor> parts;
+  if (front) parts.push_back(Tensor::zeros({x.size(0), front, x.size(2), x.size(3)}, x.dtype(), x.device()));
+  if (cached) parts.push_back(cache.frames);
+  parts.push_back(x);
+  Tensor in = parts.size() == 1 ? x : ops::concat(parts, 1);
+  parts.clear();
   // The caller's temporary and the old cache are inside `in` now: both are released before the
   // convolution and the new cache is cut after it, so none of them adds to the convolution's
   // peak (the VAE's highest point is a full-resolution convolution with its cuDNN scratch).
   x = Tensor();
   cache.frames = Tensor();
   cache.started = true;
-  // The cache holds at most `context` frames, so the zero padding covers what it lacks.
-  const int front = static_cast<int>(context - std::min(cached, context));
   const int ph = static_cast<int>(c.w.size(3) / 2), pw = static_cast<int>(c.w.size(4) / 2);
-  const std::array<int, 6> pad = {front, 0, ph, ph, pw, pw};
+  const std::array<int, 6> pad = {0, 0, ph, ph, pw, pw};
   Tensor y;
   if (residual.defined() && residual.unshared() && residual.dtype() == in.dtype()) {
     // The residual is ours alone: the output is written into it (no new full-resolution buffer).
@@ -53,7 +61,7 @@ Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, Tensor residual) {
   } else {
     y = ops::conv3d(in, c.w, c.b, {1, 1, 1}, pad, residual);
   }
-  cache.frames = last_frames(in, 2);
+  cache.frames = last_frames(in, std::min<int64_t>(2, real));  // never the zero frames
   return y;
 }
 
