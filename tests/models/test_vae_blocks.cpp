@@ -66,6 +66,27 @@ TEST(VaeBlocks, CachedCausalConvEqualsWholeSequenceConv) {
   test::expect_close(ops::concat(outs, 1), whole, 1e-6, "chunked causal conv");
 }
 
+TEST(VaeBlocks, PartialSumConvEqualsWholeSequenceConv) {
+  // The heads' form: per-tap shares carried between chunks instead of input frames. Chunks of 1, 4,
+  // 1, 1, 2 frames (a first chunk shorter than the context), against one causal conv of everything.
+  const int64_t C = 5, Co = 3, H = 4, W = 7;
+  Store store;
+  store.t["head.weight"] = random_tensor({Co, C, 3, 3, 3}, 20);
+  store.t["head.bias"] = random_tensor({Co}, 21);
+  const vae::PartialSumConv head = vae::PartialSumConv::load(store, "head", {Co, C, 3, 3, 3});
+  Tensor x = random_tensor({C, 9, H, W}, 22);
+  vae::CacheSlot slot;
+  std::vector<Tensor> outs;
+  int64_t t = 0;
+  for (int64_t n : {1, 4, 1, 1, 2}) {
+    outs.push_back(head.forward(frames(x, t, t + n), slot));
+    t += n;
+    ASSERT_EQ(slot.frames.shape(), (Shape{2 * Co, 2, H, W}));  // two taps' shares of two frames
+  }
+  Tensor whole = ops::conv3d(x, store.t["head.weight"], store.t["head.bias"], {1, 1, 1}, {2, 0, 1, 1, 1, 1});
+  test::expect_close(ops::concat(outs, 1), whole, 1e-6, "chunked partial-sum conv");
+}
+
 TEST(VaeBlocks, Downsample3dClosedForm) {
   // Output 0 = s[0] (no temporal conv); output k = time_conv(s[2k−2], s[2k−1], s[2k]), s = spatial path.
   const int64_t C = 3;

@@ -44,7 +44,7 @@ struct Coder {
   vae::ResidualBlock mid0, mid2;
   vae::AttentionBlock mid1;
   Tensor head_gamma;
-  Conv head_conv;
+  vae::PartialSumConv head_conv;
 
   // conv1: in → first; middle at width `mid`; head: last → out.
   void load_ends(const io::WeightStore& ws, const std::string& p, int64_t in, int64_t first, int64_t width,
@@ -54,7 +54,7 @@ struct Coder {
     mid1 = vae::AttentionBlock::load(ws, p + ".middle.1", width, opt);
     mid2 = vae::ResidualBlock::load(ws, p + ".middle.2", width, width, opt);
     head_gamma = place_weight(ws.load(p + ".head.0.gamma", {last, 1, 1, 1}), DType::F32, opt.device).reshape({last});
-    head_conv = Conv::load(ws, p + ".head.2", {out, last, 3, 3, 3}, opt);
+    head_conv = vae::PartialSumConv::load(ws, p + ".head.2", {out, last, 3, 3, 3}, opt);
   }
 
   // Encoder: conv1, levels, middle, head. Decoder: conv1, middle, levels, head.
@@ -68,7 +68,9 @@ struct Coder {
     if (decoder) middle();
     for (const auto& s : stages) h = s.forward(std::move(h), caches, first_chunk);
     if (!decoder) middle();
-    return vae::causal_conv(head_conv, vae::norm_silu(h, head_gamma), caches.next());
+    Tensor a = vae::norm_silu(h, head_gamma);
+    h = Tensor();  // not needed by the head's convolution (at full resolution in the decoder)
+    return head_conv.forward(a, caches.next());
   }
 };
 

@@ -65,6 +65,38 @@ Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, Tensor residual) {
   return y;
 }
 
+PartialSumConv PartialSumConv::load(const io::WeightStore& ws, const std::string& prefix, const Shape& w_shape,
+                                   const VaeLoadOptions& opt) {
+  X2V_CHECK(w_shape.size() == 5 && w_shape[2] >= 2);
+  const int64_t Cout = w_shape[0], kt = w_shape[2];
+  PartialSumConv c;
+  c.taps = kt;
+  // [Cout, Cin, kt, kh, kw] → [kt, Cout, Cin, kh, kw]: only a reordering, so the values are the file's
+  // rounded to the matmul dtype as a plain Conv's.
+  Tensor w = place_weight(ws.load(prefix + ".weight", w_shape), opt.matmul_dtype, opt.device);
+  c.w = ops::permute(w, {2, 0, 1, 3, 4}).reshape({kt * Cout, w_shape[1], 1, w_shape[3], w_shape[4]});
+  c.b = Tensor::zeros({kt * Cout}, DType::F32, opt.device);
+  c.b.slice((kt - 1) * Cout, kt * Cout).copy_from(ws.load(prefix + ".bias", {Cout}));
+  return c;
+}
+
+Tensor PartialSumConv::forward(const Tensor& x, CacheSlot& cache) const {
+  const int64_t ctx = taps - 1, Cout = w.size(0) / taps, n = x.size(1);
+  const int ph = static_cast<int>(w.size(3) / 2), pw = static_cast<int>(w.size(4) / 2);
+  Tensor p = ops::conv3d(x, w, b, {1, 1, 1}, {0, 0, ph, ph, pw, pw});  // [kt·Cout, n, H, W]
+  const int64_t H = p.size(2), W = p.size(3);
+  // Shares of taps 0 .. kt − 2, earlier frames first: index j is frame j − ctx of this chunk.
+  Tensor hist = cache.frames.defined() ? cache.frames : Tensor::zeros({ctx * Cout, ctx, H, W}, p.dtype(), p.device());
+  Tensor e = ops::concat({hist, p.slice(0, ctx * Cout)}, 1);
+  hist = Tensor();
+  cache.frames = ops::narrow(e, 1, n, n + ctx);
+  cache.started = true;
+  Tensor acc = Tensor::empty({Cout, n, H, W}, DType::F32, p.device());
+  acc.copy_from(p.slice(ctx * Cout, taps * Cout));
+  for (int64_t k = 0; k < ctx; ++k) ops::add_(acc, ops::narrow(e.slice(k * Cout, (k + 1) * Cout), 1, k, k + n));
+  return acc.to(x.dtype());
+}
+
 Tensor pointwise_conv(const Conv& c, const Tensor& x) { return ops::conv3d(x, c.w, c.b, {1, 1, 1}, {}); }
 
 Tensor norm_silu(const Tensor& x, const Tensor& gamma) { return ops::channel_rms_norm_silu(x, gamma); }

@@ -17,7 +17,8 @@
 
 namespace x2v::models::wan::vae {
 
-// What a temporal conv remembers between chunks: up to the last two frames of its input.
+// What a temporal conv remembers between chunks: up to the last two frames of its input (of its
+// partial sums for a PartialSumConv).
 struct CacheSlot {
   Tensor frames;         // [C, ≤2, H, W], undefined before the first chunk
   bool started = false;  // the resamplers treat the very first chunk differently
@@ -45,6 +46,22 @@ struct Conv {
 // cache where it has them and zero otherwise. Updates the cache to the last two input frames.
 // `residual`, if given, is added to the output (fused into the convolution where the backend can).
 Tensor causal_conv(const Conv& c, Tensor x, CacheSlot& cache, Tensor residual = {});
+// A CausalConv3d (kernel kt ≥ 2 in time) that carries partial sums between chunks instead of input
+// frames, for a conv much narrower at its output than its input: the heads (the Wan2.1 decoder's is
+// 96 → 3 channels at full resolution, where two cached input frames are 146 MiB at 480p in bf16).
+// Output frame t is Σ_k W_k ∗ x[t − (kt − 1) + k]: one conv of the chunk's own frames gives every
+// tap's share P_k (tap k's weights are output channels k·Cout .. (k + 1)·Cout − 1, the bias is on the
+// last tap), and y[t] = Σ_k P_k[t − (kt − 1) + k], where shares of frames before the chunk come from
+// the cache (the last kt − 1 frames of P_0 .. P_{kt−2}; zero before the first chunk). The shares are
+// summed in f32 and the result has x's dtype.
+struct PartialSumConv {
+  Tensor w, b;  // w [kt·Cout, Cin, 1, kh, kw] in opt.matmul_dtype, b [kt·Cout] in f32
+  int64_t taps = 0;
+  // From a checkpoint's conv of w_shape [Cout, Cin, kt, kh, kw].
+  static PartialSumConv load(const io::WeightStore& ws, const std::string& prefix, const Shape& w_shape,
+                             const VaeLoadOptions& opt = {});
+  Tensor forward(const Tensor& x, CacheSlot& cache) const;
+};
 // CausalConv3d 1×1×1: no temporal context, no cache.
 Tensor pointwise_conv(const Conv& c, const Tensor& x);
 
