@@ -222,6 +222,19 @@ void check_rope() {
                ref, 2e-2);
       });
     }
+  // The row kernel's general path: rows not a multiple of 4 (3 heads of 6) and rows longer than the
+  // register-held path takes (160 heads of 128).
+  for (auto [H, D] : std::vector<std::array<int64_t, 2>>{{3, 6}, {160, 128}})
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const int64_t F = 2, Hg = 3, Wg = 2, L = F * Hg * Wg;
+      const std::string sh = "L" + std::to_string(L) + " H" + std::to_string(H) + " D" + std::to_string(D);
+      guarded("rms_norm_rope " + sh, [&] {
+        Tensor x2 = host_random({L, H * D}, -3.f, 3.f), w = host_random({H * D});
+        Tensor ref = ops::rope_3d(ops::rms_norm(x2, w, 1e-6f).reshape({L, H, D}), F, Hg, Wg);
+        report("rms_norm_rope", sh, dt, ops::cuda::rms_norm_rope(dev(x2, dt), dev(w, DType::F32), 1e-6f, H, F, Hg, Wg),
+               ref, 2e-2);
+      });
+    }
 }
 
 void check_attention() {
