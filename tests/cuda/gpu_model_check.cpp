@@ -1,10 +1,11 @@
 // The Wan2.1 networks other than the DiT on the GPU (bf16 matmul/conv weights, f32 elsewhere),
 // against the golden outputs of the official code: T5, CLIP, VAE encode and decode, the long-head
-// attention the VAE needs, and whole generations through the pipeline with --device cuda.
+// attention the VAE needs, and whole generations through the pipeline with --device cuda; and, where
+// wan22/ is beside wan21/, the Wan2.2 VAE and the TI2V DiT (scalar and per-token timesteps).
 //
-//   gpu_model_check [FIXTURES_DIR] [--only t5|clip|vae|attention|e2e]
+//   gpu_model_check [FIXTURES_DIR] [--only t5|clip|vae|attention|e2e|wan22]
 //
-// FIXTURES_DIR holds wan21/ (or is wan21/ itself); default $X2V_FIXTURES. Runs on the GPU machine
+// FIXTURES_DIR holds wan21/ (and wan22/), or is wan21/ itself; default $X2V_FIXTURES. Runs on the GPU machine
 // only; not part of CI. One line per comparison ("ok"/"FAIL", relative L2, cosine), then
 // "gpu_model_check: N passed, M failed"; exit 1 on any failure, 2 without a CUDA device. Every
 // comparison is guarded: an exception is a FAIL line with its message, and the run goes on.
@@ -27,6 +28,7 @@
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/wan/clip.h"
+#include "models/wan/dit.h"
 #include "models/wan/t5.h"
 #include "models/wan/vae.h"
 #include "ops/cuda/cuda.h"
@@ -258,6 +260,38 @@ void check_e2e(const std::string& tmp) {
   }
 }
 
+// Wan2.2: the VAE (48 latent channels, patchified, avg-down / dup-up shortcuts) and the TI2V DiT.
+void check_wan22(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir + "/meta.json", ec)) {
+    std::printf("skip wan22: %s/meta.json not found\n", dir.c_str());
+    return;
+  }
+  const auto opt = wan::ModelLoadOptions::for_device(Device::CUDA);
+  guarded("wan22 vae", [&] {
+    io::SafeTensors io = io::SafeTensors::open(dir + "/vae22.io.safetensors");
+    wan::WanVAE vae = wan::WanVAE::load(dir + "/vae22.safetensors", "", opt);
+    report("wan22 vae encode", vae.encode(load_f32(io, "video").to(Device::CUDA)), load_f32(io, "latent"));
+    Tensor unclamped;
+    Tensor decoded = vae.decode(load_f32(io, "z").to(Device::CUDA), &unclamped);
+    report("wan22 vae decode", decoded, load_f32(io, "decoded"));
+    report("wan22 vae decode unclamped", unclamped, load_f32(io, "decoded_unclamped"));
+  });
+  guarded("wan22 dit_ti2v", [&] {
+    std::ifstream mf(dir + "/meta.json");
+    const nlohmann::json m = nlohmann::json::parse(mf);
+    wan::DitModel model = wan::DitModel::load(dir + "/dit_ti2v.safetensors", "", opt);
+    io::SafeTensors io = io::SafeTensors::open(dir + "/dit_ti2v.io.safetensors");
+    wan::DitInputs in;
+    in.x = load_f32(io, "x").to(Device::CUDA);
+    in.context = load_f32(io, "context").to(Device::CUDA);
+    in.t = Tensor::from_f32({m.at("dit_ti2v").at("timestep").get<float>()}, {1});
+    report("wan22 dit_ti2v scalar t", model.forward(in), load_f32(io, "out_scalar_t"));
+    in.t = load_f32(io, "t_per_token");
+    report("wan22 dit_ti2v per-token t", model.forward(in), load_f32(io, "out_token_t"));
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -270,7 +304,7 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "-h" || a == "--help") {
-      std::printf("usage: gpu_model_check [FIXTURES_DIR] [--only t5|clip|vae|attention|e2e]\n");
+      std::printf("usage: gpu_model_check [FIXTURES_DIR] [--only t5|clip|vae|attention|e2e|wan22]\n");
       return 0;
     } else dir = a;
   }
@@ -292,6 +326,7 @@ int main(int argc, char** argv) {
   if (want("vae")) check_vae();
   if (want("attention")) check_attention();
   if (want("e2e")) check_e2e(tmp.string());
+  if (want("wan22")) check_wan22(fs::path(g_dir).parent_path().string() + "/wan22");
   fs::remove_all(tmp, ec);
   std::printf("gpu_model_check: %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
