@@ -115,6 +115,32 @@ constexpr int64_t kMaxScores = int64_t(64) << 20;
 // allow_gemm: the materialized path (two GEMMs and a softmax) may be taken instead of the SIMT
 // kernel: always without a bias (queries are then chunked to bound the scores), with a bias when
 // all its scores fit at once.
+template <class M>
+__global__ void k_keep_flags(const M* mask, uint8_t* keep, int64_t n) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < n; j += int64_t(gridDim.x) * blockDim.x)
+    keep[j] = dev::ld(mask, j) != 0.f;
+}
+
+// keep[j] = key_mask[j] != 0 as u8 on the device. A float mask already there is converted in place, so
+// the text encoders' masked attention (every T5 block) does not wait on a copy to the host.
+Tensor keep_flags(const Tensor& key_mask) {
+  const int64_t n = key_mask.numel();
+  Tensor keep = Tensor::empty({n}, DType::U8, Device::CUDA);
+  if (key_mask.device() == Device::CUDA && (key_mask.dtype() == DType::F32 || key_mask.dtype() == DType::BF16)) {
+    if (n == 0) return keep;
+    X2V_DISPATCH_FLOAT(key_mask.dtype(), M, {
+      k_keep_flags<<<x2v::cuda::grid_for(n, 256), 256, 0, stream()>>>(static_cast<const M*>(key_mask.raw()),
+                                                                      static_cast<uint8_t*>(keep.raw()), n);
+    });
+    X2V_LAUNCH_CHECK();
+    return keep;
+  }
+  const std::vector<float> mv = key_mask.to_vector();  // host masks, and integer or bool ones
+  Tensor h = Tensor::empty({n}, DType::U8);
+  for (int64_t j = 0; j < n; ++j) h.data<uint8_t>()[j] = mv[static_cast<size_t>(j)] != 0.f;
+  return h.to(Device::CUDA);
+}
+
 Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& bias,
                      const Tensor& key_mask, bool allow_gemm) {
   const int64_t Lq = q.size(0), H = q.size(1), D = q.size(2), Lk = k.size(0), Dv = v.size(2);
@@ -127,13 +153,7 @@ Tensor own_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   if (!out.numel()) return out;
   // Inputs in one dtype (q's): the kernel templates on a single element type.
   Tensor kk = x2v::cuda::convert(k, q.dtype()), vv = x2v::cuda::convert(v, q.dtype());
-  Tensor keep;
-  if (key_mask.defined()) {
-    std::vector<float> mv = key_mask.to_vector();
-    Tensor h = Tensor::empty({Lk}, DType::U8);
-    for (int64_t j = 0; j < Lk; ++j) h.data<uint8_t>()[j] = mv[static_cast<size_t>(j)] != 0.f;
-    keep = h.to(Device::CUDA);
-  }
+  const Tensor keep = key_mask.defined() ? keep_flags(key_mask) : Tensor();
   // Two GEMMs are cheaper than the SIMT kernel whenever their scores can be held.
   if (gemm) return materialized_attention(q, kk, vv, scale, bias, keep);
   const size_t smem = sizeof(float) * static_cast<size_t>(kTile * (D + 1) + kTile * Dv + kWarps * D);
