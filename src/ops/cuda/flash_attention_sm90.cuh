@@ -236,7 +236,9 @@ __device__ __forceinline__ void to_a_frags(const float (&s)[kAcc], uint32_t (&p)
 
 }  // namespace dev
 
-// q/k/v as 3-d tensor maps over [L, H, 128] (box: 64 head-dim columns × 1 head × 128 rows).
+// q/k/v as 3-d tensor maps over [L, H, 128]; boxes of 64 head-dim columns × 1 head × 128 query rows
+// (Q) or kBlockN key rows (K, V). Rows past L load as zeros: the last key tile is masked, and output
+// rows past Lq are not stored.
 template <int kBlockN>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_fwd(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
