@@ -330,9 +330,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // Turns: n_blocks + 1 issue points per warpgroup; consumer 1 lets consumer 0 go first and skips
   // its last hand-over, so every arrive meets a sync.
-  auto my_turn = [&] {
-    bar_sync(1 + c);
-  };
+  auto my_turn = [&] { bar_sync(1 + c); };
   auto your_turn = [&](bool last) {
     if (!(last && c == 1)) bar_arrive(2 - c);
   };
