@@ -265,6 +265,11 @@ int sm_count() {
   return ctx().prop.multiProcessorCount;
 }
 
+int compute_capability() {
+  init();
+  return 10 * ctx().prop.major + ctx().prop.minor;
+}
+
 Tensor workspace(size_t bytes) { return Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))}, DType::U8, Device::CUDA); }
 
 void synchronize() { X2V_CUDA_CHECK(cudaStreamSynchronize(stream())); }

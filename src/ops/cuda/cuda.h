@@ -43,6 +43,8 @@ void empty_cache();
 void set_poison_allocations(bool on);
 
 std::string device_description();  // "NVIDIA H100 80GB HBM3, 132 SMs, cc 9.0, 79.1 GiB"
+// The device's compute capability as 10·major + minor (90 on Hopper).
+int compute_capability();
 
 // Timing with device events on the backend stream.
 class Timer {

@@ -19,12 +19,7 @@ __global__ void probe_sm90a(int* flag) {
 
 bool sm90a_available() {
   static const bool ok = [] {
-    int major = 0, minor = 0, dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess || major != 9 ||
-        minor != 0)
-      return false;
+    if (x2v::cuda::compute_capability() != 90) return false;
     Tensor flag = Tensor::zeros({1}, DType::I32, Device::CUDA);
     probe_sm90a<<<1, 1, 0, x2v::cuda::stream()>>>(static_cast<int*>(flag.raw()));
     if (cudaGetLastError() != cudaSuccess) return false;  // no sm_90 code in this build
