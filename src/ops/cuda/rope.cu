@@ -54,18 +54,20 @@ const RopeTable& rope_table(int64_t D, int64_t F, int64_t Hg, int64_t Wg) {
   return cache.emplace(key, std::move(t)).first->second;
 }
 
-// The rotation of complex slot c of token t, or identity past the grid.
-__device__ __forceinline__ float2 rot(const float2* cs, int64_t P, int64_t t, int c, int dt2, int dh2, int64_t F,
-                                      int64_t Hg, int64_t Wg) {
-  if (t >= F * Hg * Wg) return make_float2(1.f, 0.f);
-  int64_t pos;
-  if (c < dt2)
-    pos = t / (Hg * Wg);
-  else if (c < dt2 + dh2)
-    pos = (t / Wg) % Hg;
-  else
-    pos = t % Wg;
-  return cs[c * P + pos];
+// Token t's position on the (F, Hg, Wg) grid; tokens past the grid are not rotated.
+struct GridPos {
+  int64_t f, h, w;
+  bool inside;
+};
+__device__ __forceinline__ GridPos grid_pos(int64_t t, int64_t F, int64_t Hg, int64_t Wg) {
+  if (t >= F * Hg * Wg) return {0, 0, 0, false};
+  return {t / (Hg * Wg), (t / Wg) % Hg, t % Wg, true};
+}
+
+// The rotation of complex slot c (on the t, h or w axis by dt2, dh2) at grid position g.
+__device__ __forceinline__ float2 rot(const float2* cs, int64_t P, const GridPos& g, int c, int dt2, int dh2) {
+  if (!g.inside) return make_float2(1.f, 0.f);
+  return cs[c * P + (c < dt2 ? g.f : c < dt2 + dh2 ? g.h : g.w)];
 }
 
 // x [L, H, D] -> f32 [L, H, D]; one thread per complex pair.
@@ -77,7 +79,7 @@ __global__ void k_rope(const X* x, float* y, const float2* cs, int64_t P, int64_
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int c = static_cast<int>(i % half);
     const int64_t t = i / (int64_t(H) * half);
-    float2 r = rot(cs, P, t, c, dt2, dh2, F, Hg, Wg);
+    float2 r = rot(cs, P, grid_pos(t, F, Hg, Wg), c, dt2, dh2);
     float a = dev::ld(x, 2 * i), b = dev::ld(x, 2 * i + 1);
     y[2 * i] = a * r.x - b * r.y;
     y[2 * i + 1] = a * r.y + b * r.x;
@@ -99,6 +101,7 @@ __global__ void k_rms_rope(const X* x, const W* w, __nv_bfloat16* y, const float
   }
   const float rs = rsqrtf(dev::block_sum(q, red) / static_cast<float>(Dm) + eps);
   const int half = D / 2;
+  const GridPos g = grid_pos(t, F, Hg, Wg);
   __nv_bfloat16* yr = y + t * Dm;
   for (int64_t j = 2 * threadIdx.x; j < Dm; j += 2 * blockDim.x) {
     float a = dev::ld(xr, j) * rs, b = dev::ld(xr, j + 1) * rs;
@@ -106,13 +109,12 @@ __global__ void k_rms_rope(const X* x, const W* w, __nv_bfloat16* y, const float
     a *= dev::ld(w, j);
     b *= dev::ld(w, j + 1);
     const int c = static_cast<int>((j / 2) % half);
-    float2 r = rot(cs, P, t, c, dt2, dh2, F, Hg, Wg);
+    float2 r = rot(cs, P, g, c, dt2, dh2);
     *reinterpret_cast<__nv_bfloat162*>(yr + j) = __floats2bfloat162_rn(a * r.x - b * r.y, a * r.y + b * r.x);
   }
 }
 
-// The same with the row held in registers: kV vectors of 4 per thread, the token's grid position
-// computed once, 4-element loads and stores. Needs Dm % 4 == 0 and Dm ≤ 16·blockDim.
+// The same with the row held in registers: kV vectors of 4 per thread, 4-element loads and stores. Needs Dm % 4 == 0 and Dm ≤ 16·blockDim.
 template <class X, class W, int kV>
 __global__ void k_rms_rope_vec(const X* x, const W* w, __nv_bfloat16* y, const float2* cs, int64_t P, int Dm, int D,
                                float eps, int dt2, int dh2, int64_t F, int64_t Hg, int64_t Wg) {
@@ -130,8 +132,7 @@ __global__ void k_rms_rope_vec(const X* x, const W* w, __nv_bfloat16* y, const f
     }
   }
   const float rs = rsqrtf(dev::block_sum(q, red) / static_cast<float>(Dm) + eps);
-  const bool inside = t < F * Hg * Wg;  // tokens past the grid are not rotated
-  const int64_t pos[3] = {inside ? t / (Hg * Wg) : 0, inside ? (t / Wg) % Hg : 0, inside ? t % Wg : 0};
+  const GridPos g = grid_pos(t, F, Hg, Wg);
   const int half = D / 2;
   __nv_bfloat16* yr = y + t * Dm;
 #pragma unroll
@@ -147,7 +148,7 @@ __global__ void k_rms_rope_vec(const X* x, const W* w, __nv_bfloat16* y, const f
       a *= wv[e];
       b *= wv[e + 1];
       const int c = ((j + e) / 2) % half;
-      const float2 r = inside ? cs[c * P + pos[c < dt2 ? 0 : c < dt2 + dh2 ? 1 : 2]] : make_float2(1.f, 0.f);
+      const float2 r = rot(cs, P, g, c, dt2, dh2);
       o[e] = a * r.x - b * r.y;
       o[e + 1] = a * r.y + b * r.x;
     }
