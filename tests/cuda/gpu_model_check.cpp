@@ -145,20 +145,24 @@ void check_clip() {
   }
 }
 
+// A VAE file against its io fixture (video → latent, z → decoded and decoded_unclamped) on the GPU.
+void check_vae_io(const std::string& label, const std::string& weights, const std::string& io_path) {
+  guarded(label, [&] {
+    io::SafeTensors io = io::SafeTensors::open(io_path);
+    wan::WanVAE vae = wan::WanVAE::load(weights, "", wan::ModelLoadOptions::for_device(Device::CUDA));
+    report(label + " encode (video on host)", vae.encode(load_f32(io, "video")), load_f32(io, "latent"));
+    report(label + " encode (video on device)", vae.encode(load_f32(io, "video").to(Device::CUDA)),
+           load_f32(io, "latent"));
+    Tensor unclamped;
+    Tensor decoded = vae.decode(load_f32(io, "z").to(Device::CUDA), &unclamped);
+    report(label + " decode", decoded, load_f32(io, "decoded"));
+    report(label + " decode unclamped", unclamped, load_f32(io, "decoded_unclamped"));
+  });
+}
+
 void check_vae() {
-  for (const char* file : {"vae.safetensors", "vae.fp32.pth"}) {
-    guarded(std::string("vae ") + file, [&] {
-      io::SafeTensors io = io::SafeTensors::open(fx("vae.io.safetensors"));
-      wan::WanVAE vae = wan::WanVAE::load(fx(file), "", wan::ModelLoadOptions::for_device(Device::CUDA));
-      const std::string p = std::string("vae ") + file;
-      report(p + " encode (video on host)", vae.encode(load_f32(io, "video")), load_f32(io, "latent"));
-      report(p + " encode (video on device)", vae.encode(load_f32(io, "video").to(Device::CUDA)), load_f32(io, "latent"));
-      Tensor unclamped;
-      Tensor decoded = vae.decode(load_f32(io, "z").to(Device::CUDA), &unclamped);
-      report(p + " decode", decoded, load_f32(io, "decoded"));
-      report(p + " decode unclamped", unclamped, load_f32(io, "decoded_unclamped"));
-    });
-  }
+  for (const char* file : {"vae.safetensors", "vae.fp32.pth"})
+    check_vae_io(std::string("vae ") + file, fx(file), fx("vae.io.safetensors"));
 }
 
 // Attention shapes beyond the fixtures' tiny VAE: the real VAE's single 384-wide head, and scores
@@ -267,16 +271,8 @@ void check_wan22(const std::string& dir) {
     std::printf("skip wan22: %s/meta.json not found\n", dir.c_str());
     return;
   }
+  check_vae_io("wan22 vae", dir + "/vae22.safetensors", dir + "/vae22.io.safetensors");
   const auto opt = wan::ModelLoadOptions::for_device(Device::CUDA);
-  guarded("wan22 vae", [&] {
-    io::SafeTensors io = io::SafeTensors::open(dir + "/vae22.io.safetensors");
-    wan::WanVAE vae = wan::WanVAE::load(dir + "/vae22.safetensors", "", opt);
-    report("wan22 vae encode", vae.encode(load_f32(io, "video").to(Device::CUDA)), load_f32(io, "latent"));
-    Tensor unclamped;
-    Tensor decoded = vae.decode(load_f32(io, "z").to(Device::CUDA), &unclamped);
-    report("wan22 vae decode", decoded, load_f32(io, "decoded"));
-    report("wan22 vae decode unclamped", unclamped, load_f32(io, "decoded_unclamped"));
-  });
   guarded("wan22 dit_ti2v", [&] {
     std::ifstream mf(dir + "/meta.json");
     const nlohmann::json m = nlohmann::json::parse(mf);
