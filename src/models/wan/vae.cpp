@@ -24,12 +24,8 @@ struct Stage {
   std::optional<vae::DupUp3D> up_shortcut;
 
   Tensor forward(Tensor x, Caches& caches, bool first_chunk) const {
-    const bool keep = down_shortcut || up_shortcut;  // the Wan2.2 shortcut reads the stage input again
-    Tensor h;
-    if (keep)
-      h = x;
-    else
-      h = std::move(x);
+    // The Wan2.2 shortcuts read the stage input again; otherwise the layers may take it over.
+    Tensor h = down_shortcut || up_shortcut ? x : std::move(x);
     for (const auto& l : layers) h = vae::forward(l, std::move(h), caches);
     if (down_shortcut) return ops::add(h, down_shortcut->forward(x));
     if (up_shortcut) return ops::add(h, up_shortcut->forward(x, first_chunk));
