@@ -136,6 +136,9 @@ ConvPlan& conv_plan(const ConvShape& s, const void* x, const void* w, const std:
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > g_workspace_limit) continue;
     p.algo = perf[i].algo;
     p.workspace = perf[i].memory;
+    // The run must use the math type the candidate was timed with: cuDNN may time an algorithm
+    // under another math type than the descriptor's, and refuses the mismatch (BAD_PARAM) at run time.
+    X2V_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, perf[i].mathType));
     found = true;
   }
   if (std::getenv("X2V_CUDA_VERBOSE")) {
@@ -144,8 +147,8 @@ ConvPlan& conv_plan(const ConvShape& s, const void* x, const void* w, const std:
                  (long long)s.kt, (long long)s.kh, (long long)s.kw, s.dt == DType::BF16 ? "bf16" : "f32");
     for (int i = 0; i < n; ++i)
       if (perf[i].status == CUDNN_STATUS_SUCCESS)
-        std::fprintf(stderr, " algo%d %.3f ms %zu MiB;", static_cast<int>(perf[i].algo), perf[i].time,
-                     perf[i].memory >> 20);
+        std::fprintf(stderr, " algo%d/math%d %.3f ms %zu MiB;", static_cast<int>(perf[i].algo),
+                     static_cast<int>(perf[i].mathType), perf[i].time, perf[i].memory >> 20);
     std::fprintf(stderr, " -> algo%d\n", static_cast<int>(p.algo));
   }
   if (found && p.algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) {
