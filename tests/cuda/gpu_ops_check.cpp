@@ -125,7 +125,7 @@ void check_linear() {
 }
 
 void check_norms() {
-  for (auto [R, D] : std::vector<std::array<int64_t, 2>>{{1, 7}, {33, 128}, {300, 1536}, {64, 5120}})
+  for (auto [R, D] : std::vector<std::array<int64_t, 2>>{{1, 7}, {33, 128}, {300, 1536}, {64, 5120}, {3, 17004}})
     for (DType dt : {DType::F32, DType::BF16}) {
       const std::string sh = "R" + std::to_string(R) + " D" + std::to_string(D);
       guarded("norms " + sh, [&] {

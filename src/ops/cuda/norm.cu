@@ -1,7 +1,9 @@
 // Row norms: LayerNorm, the fused LayerNorm + modulation of every DiT block, RMSNorm, and the VAE's
-// channel RMS norm. One block per row; the row is staged in shared memory as f32 so that the
-// statistics are exact two-pass values (mean, then squared deviations) at one global read.
+// channel RMS norm. One block per row, read from global memory once: the general kernels stage the row
+// in shared memory as f32, the register-row kernel (the DiT's rows) holds it in registers; both take
+// exact two-pass statistics (mean, then squared deviations).
 #include <algorithm>
+#include <initializer_list>
 
 #include "ops/cuda/common.cuh"
 
@@ -116,16 +118,17 @@ __global__ void k_add_row_norm(float* x, const Y* y, const G* g, bool g_per_row,
   }
 }
 
-// The same with the row held in registers (kV vectors of 4 per thread) and 4-element accesses: the
-// DiT's rows of 1536..5120 are memory-bound, and scalar 2- and 4-byte accesses left a quarter of the
-// bandwidth unused. Needs D % 4 == 0 and D ≤ 16·blockDim; statistics are the same two passes.
-template <class Y, class G, class P, class O, int kV>
-__global__ void k_add_row_norm_vec(float* x, const Y* y, const G* g, bool g_per_row, const P* w, const P* b, O* out,
-                                   int D, float eps, int mode, bool per_row_params) {
+// The register-row form of both kernels above: the row is held in registers (kV vectors of 4 per
+// thread) and moved with 4-element accesses. The DiT's rows of 1536..5120 are memory-bound, and scalar
+// 2- and 4-byte accesses left a quarter to a half of the bandwidth unused. With y, x is the f32
+// residual stream and x += y·gate is written back first (k_add_row_norm); without, x is only read
+// (k_row_norm). Needs D % 4 == 0 and D ≤ 16·blockDim; the statistics are the same two passes.
+template <class X, class Y, class G, class P, class O, int kV>
+__global__ void k_row_norm_vec(X* x, const Y* y, const G* g, bool g_per_row, const P* w, const P* b, O* out, int D,
+                               float eps, int mode, bool per_row_params) {
   __shared__ float red[32];
   const int64_t r = blockIdx.x;
-  float* xr = x + r * D;
-  const Y* yr = y + r * D;
+  X* xr = x + r * D;
   const int64_t go = g_per_row ? r * D : 0, po = per_row_params ? r * D : 0;
   float v[kV][4];
   float s = 0.f;
@@ -133,18 +136,19 @@ __global__ void k_add_row_norm_vec(float* x, const Y* y, const G* g, bool g_per_
   for (int i = 0; i < kV; ++i) {
     const int j = 4 * (threadIdx.x + i * blockDim.x);
     if (j >= D) continue;
-    float yv[4], gv[4] = {1.f, 1.f, 1.f, 1.f};
     dev::ld4(xr, j, v[i]);
-    dev::ld4(yr, j, yv);
-    if (g) dev::ld4(g, go + j, gv);
+    if (y) {
+      float yv[4], gv[4] = {1.f, 1.f, 1.f, 1.f};
+      dev::ld4(y + r * D, j, yv);
+      if (g) dev::ld4(g, go + j, gv);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      v[i][e] += yv[e] * gv[e];
-      s += v[i][e];
+      for (int e = 0; e < 4; ++e) v[i][e] += yv[e] * gv[e];
+      dev::st4(xr, j, v[i]);
     }
-    dev::st4(xr, j, v[i]);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s += v[i][e];
   }
-  const float mean = dev::block_sum(s, red) / static_cast<float>(D);
+  const float mean = mode == 2 ? 0.f : dev::block_sum(s, red) / static_cast<float>(D);
   float q = 0.f;
 #pragma unroll
   for (int i = 0; i < kV; ++i)
@@ -163,10 +167,28 @@ __global__ void k_add_row_norm_vec(float* x, const Y* y, const G* g, bool g_per_
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const float n = (v[i][e] - mean) * rs;
-      o[e] = mode == 0 ? n * wv[e] + bv[e] : n * (1.f + bv[e]) + wv[e];
+      if (mode == 0)
+        o[e] = n * wv[e] + bv[e];
+      else if (mode == 1)
+        o[e] = n * (1.f + bv[e]) + wv[e];
+      else
+        o[e] = (sizeof(X) == 2 ? dev::round_bf16(n) : n) * wv[e];
     }
     dev::st4(orow, j, o);
   }
+}
+
+constexpr int kVecPerThread = 4;
+
+// Whether the register-row kernel takes rows of D over these tensors, and its block size.
+bool vec_rows(int64_t D, std::initializer_list<const Tensor*> ts) {
+  if (D % 4 != 0 || D / 4 > kVecPerThread * 1024) return false;
+  for (const Tensor* t : ts)
+    if (t->defined() && !dev::vec4_aligned(t->raw())) return false;
+  return true;
+}
+unsigned vec_threads(int64_t D) {
+  return static_cast<unsigned>(std::max<int64_t>(32, ((D / 4 + kVecPerThread - 1) / kVecPerThread + 31) / 32 * 32));
 }
 
 size_t smem_for(int64_t D, const void* kernel) {
@@ -210,6 +232,16 @@ Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, in
   Tensor y = Tensor::empty(x.shape(), out, Device::CUDA);
   if (!R || !D) return y;
   const DType ptype = pt.defined() ? pt.dtype() : DType::F32;
+  if (vec_rows(D, {&x, &w, &b, &y})) {
+    X2V_DISPATCH_FLOAT(x.dtype(), X, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
+      k_row_norm_vec<X, float, float, P, O, kVecPerThread><<<static_cast<unsigned>(R), vec_threads(D), 0, stream()>>>(
+          static_cast<X*>(const_cast<void*>(x.raw())), nullptr, nullptr, false,
+          w.defined() ? static_cast<const P*>(w.raw()) : nullptr, b.defined() ? static_cast<const P*>(b.raw()) : nullptr,
+          static_cast<O*>(y.raw()), static_cast<int>(D), eps, mode, per_row);
+    })));
+    X2V_LAUNCH_CHECK();
+    return y;
+  }
   X2V_DISPATCH_FLOAT(x.dtype(), X, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
     auto kern = k_row_norm<X, P, O>;
     size_t sm = smem_for(D, reinterpret_cast<const void*>(kern));
@@ -242,14 +274,9 @@ Tensor add_row_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor
   if (!R || !D) return o;
   const DType ptype = pt.defined() ? pt.dtype() : DType::F32;
   const DType gtype = gate.defined() ? gate.dtype() : DType::F32;
-  constexpr int kV = 4;
-  const bool vec = D % 4 == 0 && D / 4 <= kV * 1024 && dev::vec4_aligned(x.raw()) && dev::vec4_aligned(y.raw()) &&
-                   (!gate.defined() || dev::vec4_aligned(gate.raw())) && (!w.defined() || dev::vec4_aligned(w.raw())) &&
-                   (!b.defined() || dev::vec4_aligned(b.raw())) && dev::vec4_aligned(o.raw());
-  if (vec) {
-    const int threads = static_cast<int>(std::max<int64_t>(32, ((D / 4 + kV - 1) / kV + 31) / 32 * 32));
+  if (vec_rows(D, {&x, &y, &gate, &w, &b, &o})) {
     X2V_DISPATCH_FLOAT(y.dtype(), Y, X2V_DISPATCH_FLOAT(gtype, G, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
-      k_add_row_norm_vec<Y, G, P, O, kV><<<static_cast<unsigned>(R), threads, 0, stream()>>>(
+      k_row_norm_vec<float, Y, G, P, O, kVecPerThread><<<static_cast<unsigned>(R), vec_threads(D), 0, stream()>>>(
           static_cast<float*>(x.raw()), static_cast<const Y*>(y.raw()),
           gate.defined() ? static_cast<const G*>(gate.raw()) : nullptr, g_per_row,
           w.defined() ? static_cast<const P*>(w.raw()) : nullptr, b.defined() ? static_cast<const P*>(b.raw()) : nullptr,
