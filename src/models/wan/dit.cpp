@@ -31,6 +31,13 @@ class Loader {
   LinearW linear(const std::string& p, int64_t out, int64_t in, bool matmul = true) {
     return {get(p + ".weight", {out, in}, matmul ? opt_.matmul_dtype : DType::F32), f32(p + ".bias", {out})};
   }
+  // A block's linear. Off the CPU its output is bf16 and cuBLASLt adds the bias in the output's dtype,
+  // so the bias is stored as the bf16 every call would round it to (one conversion per weight, not one
+  // small kernel per call: about ten per block).
+  LinearW block_linear(const std::string& p, int64_t out, int64_t in) {
+    const DType bias = opt_.device == Device::CPU ? DType::F32 : DType::BF16;
+    return {get(p + ".weight", {out, in}, opt_.matmul_dtype), get(p + ".bias", {out}, bias)};
+  }
   NormW norm(const std::string& p, int64_t d) { return {f32(p + ".weight", {d}), f32(p + ".bias", {d})}; }
 
   void check_all_used() const {
@@ -83,31 +90,31 @@ DitWeights load_dit_weights(const io::WeightStore& w, const DitConfig& c, const 
     DitBlock blk;
     blk.modulation = ld.f32(b + "modulation", {1, 6, D}).reshape({6, D});
     auto& sa = blk.self_attn;
-    sa.q = ld.linear(b + "self_attn.q", D, D);
-    sa.k = ld.linear(b + "self_attn.k", D, D);
-    sa.v = ld.linear(b + "self_attn.v", D, D);
-    sa.o = ld.linear(b + "self_attn.o", D, D);
+    sa.q = ld.block_linear(b + "self_attn.q", D, D);
+    sa.k = ld.block_linear(b + "self_attn.k", D, D);
+    sa.v = ld.block_linear(b + "self_attn.v", D, D);
+    sa.o = ld.block_linear(b + "self_attn.o", D, D);
     if (c.qk_norm) {
       sa.norm_q = ld.f32(b + "self_attn.norm_q.weight", {D});
       sa.norm_k = ld.f32(b + "self_attn.norm_k.weight", {D});
     }
     if (c.cross_attn_norm) blk.norm3 = ld.norm(b + "norm3", D);
     auto& ca = blk.cross_attn;
-    ca.q = ld.linear(b + "cross_attn.q", D, D);
-    ca.k = ld.linear(b + "cross_attn.k", D, D);
-    ca.v = ld.linear(b + "cross_attn.v", D, D);
-    ca.o = ld.linear(b + "cross_attn.o", D, D);
+    ca.q = ld.block_linear(b + "cross_attn.q", D, D);
+    ca.k = ld.block_linear(b + "cross_attn.k", D, D);
+    ca.v = ld.block_linear(b + "cross_attn.v", D, D);
+    ca.o = ld.block_linear(b + "cross_attn.o", D, D);
     if (c.qk_norm) {
       ca.norm_q = ld.f32(b + "cross_attn.norm_q.weight", {D});
       ca.norm_k = ld.f32(b + "cross_attn.norm_k.weight", {D});
     }
     if (c.clip_branch) {
-      ca.k_img = ld.linear(b + "cross_attn.k_img", D, D);
-      ca.v_img = ld.linear(b + "cross_attn.v_img", D, D);
+      ca.k_img = ld.block_linear(b + "cross_attn.k_img", D, D);
+      ca.v_img = ld.block_linear(b + "cross_attn.v_img", D, D);
       if (c.qk_norm) ca.norm_k_img = ld.f32(b + "cross_attn.norm_k_img.weight", {D});
     }
-    blk.ffn_0 = ld.linear(b + "ffn.0", c.ffn_dim, D);
-    blk.ffn_2 = ld.linear(b + "ffn.2", D, c.ffn_dim);
+    blk.ffn_0 = ld.block_linear(b + "ffn.0", c.ffn_dim, D);
+    blk.ffn_2 = ld.block_linear(b + "ffn.2", D, c.ffn_dim);
     d.blocks.push_back(std::move(blk));
   }
   d.head_modulation = ld.f32("head.modulation", {1, 2, D}).reshape({2, D});

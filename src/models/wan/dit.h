@@ -64,9 +64,10 @@ struct DitWeights {
 
 // Where and how the weights are kept. The CPU backend computes in f32; a device backend can keep
 // the matmul weights in bf16 and everything the reference keeps in f32 (modulation tables, norms,
-// biases, the time MLP) in f32.
+// the time MLP) in f32.
 // Matmul weights (the blocks' linears, text/image MLPs, patch embedding) in matmul_dtype; the time
-// MLP, head, norms and modulation stay f32, as the reference keeps them.
+// MLP, head, norms and modulation stay f32, as the reference keeps them. The blocks' biases are kept
+// off the CPU in bf16, the dtype their matmuls write and add them in.
 using DitLoadOptions = ModelLoadOptions;
 
 // Loads and checks every tensor of `cfg` from `w` (official names); a tensor the model does not use
