@@ -57,7 +57,6 @@ cudnnHandle_t cudnn();
 // call is queued. Blocks are reused in stream order, so freeing it right after is safe, and the
 // peak statistics see exactly the scratch in use.
 Tensor workspace(size_t bytes);
-int sm_count();
 
 inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 65535LL * 32) {
   int64_t b = (n + threads - 1) / threads;

@@ -43,8 +43,9 @@ void empty_cache();
 void set_poison_allocations(bool on);
 
 std::string device_description();  // "NVIDIA H100 80GB HBM3, 132 SMs, cc 9.0, 79.1 GiB"
-// The device's compute capability as 10·major + minor (90 on Hopper).
+// The device's compute capability as 10·major + minor (90 on Hopper), and its number of SMs.
 int compute_capability();
+int sm_count();
 
 // Timing with device events on the backend stream.
 class Timer {
@@ -130,8 +131,11 @@ void set_attention_impl(AttnImpl impl);
 // The cuDNN library loaded at run time (e.g. 91400), or 0 in builds without cuDNN.
 int cudnn_version();
 
-// flash_attention.cu. False (with the reason) where the kernel cannot run the case.
-bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why);
+// flash_attention.cu. False (with the reason) where the kernel cannot run the case. force_parts ≥ 1
+// (for checks) runs every query tile's keys in that many ranges, merged after, instead of the
+// automatic schedule (flash_schedule.h), which splits only the last, partly full round of CTAs.
+bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,
+                     int force_parts = 0);
 
 // layout.cu
 Tensor permute(const Tensor& x, const std::vector<int>& perm);

@@ -30,7 +30,8 @@ bool sm90a_available() {
 
 }  // namespace
 
-bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why) {
+bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,
+                     int force_parts) {
   const int64_t Lq = q.size(0), H = q.size(1), Lk = k.size(0);
   if (q.size(2) != fa3::kHeadDim || v.size(2) != fa3::kHeadDim) {
     *why = "the flash kernel takes head dim 128 only";
@@ -46,10 +47,14 @@ bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   }
   Tensor qb = x2v::cuda::as_bf16(q), kb = x2v::cuda::as_bf16(k), vb = x2v::cuda::as_bf16(v);
   Tensor ob = Tensor::empty({Lq, H, fa3::kHeadDim}, DType::BF16, Device::CUDA);
+  const fa3::Schedule sched = fa3::make_schedule(static_cast<int>(Lq), static_cast<int>(Lk), static_cast<int>(H),
+                                                 x2v::cuda::sm_count(), force_parts);
+  const size_t part_bytes = fa3::partial_bytes(sched);
+  Tensor partial = part_bytes ? Tensor::empty({static_cast<int64_t>(part_bytes)}, DType::U8, Device::CUDA) : Tensor();
   const char* err = fa3::attention(static_cast<const __nv_bfloat16*>(qb.raw()), static_cast<const __nv_bfloat16*>(kb.raw()),
                                    static_cast<const __nv_bfloat16*>(vb.raw()), static_cast<__nv_bfloat16*>(ob.raw()),
-                                   static_cast<int>(Lq), static_cast<int>(Lk), static_cast<int>(H), scale,
-                                   x2v::cuda::stream());
+                                   static_cast<int>(Lq), static_cast<int>(Lk), static_cast<int>(H), scale, sched,
+                                   part_bytes ? partial.raw() : nullptr, x2v::cuda::stream());
   if (err) {
     *why = err;
     return false;

@@ -19,6 +19,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ops/cuda/flash_schedule.h"
+
 namespace x2v::ops::cuda::fa3 {
 
 constexpr int kHeadDim = 128;
@@ -239,11 +241,15 @@ __device__ __forceinline__ void to_a_frags(const float (&s)[kAcc], uint32_t (&p)
 // q/k/v as 3-d tensor maps over [L, H, 128]; boxes of 64 head-dim columns × 1 head × 128 query rows
 // (Q) or kBlockN key rows (K, V). Rows past L load as zeros: the last key tile is masked, and output
 // rows past Lq are not stored.
+// CTA b < whole runs unit b (query tile b % n_qtiles of head b / n_qtiles) over all keys and writes
+// out; the others run one of `parts` key ranges of a later unit and leave its unnormalized O and each
+// row's (max, sum) in part_o / part_ml for combine_parts (flash_schedule.h).
 template <int kBlockN>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_fwd(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
-                  const __grid_constant__ CUtensorMap tv, __nv_bfloat16* __restrict__ out, int Lq, int Lk,
-                  int H, float scale_log2) {
+                  const __grid_constant__ CUtensorMap tv, __nv_bfloat16* __restrict__ out,
+                  float* __restrict__ part_o, float2* __restrict__ part_ml, int Lq, int Lk, int H, int n_qtiles,
+                  int64_t whole, int parts, float scale_log2) {
 #ifdef X2V_FA3_DEVICE
   using namespace dev;
   using T = Tiles<kBlockN>;
@@ -257,8 +263,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto v_full = [&](int s) { return bars + 8 * (1 + 2 * kStages + s); };
   auto v_empty = [&](int s) { return bars + 8 * (1 + 3 * kStages + s); };
 
-  const int head = blockIdx.y, m0 = blockIdx.x * kBlockM;
-  const int n_blocks = (Lk + kBlockN - 1) / kBlockN;
+  const int64_t b = blockIdx.x;
+  const bool split = b >= whole;
+  const int64_t unit = split ? whole + (b - whole) / parts : b;
+  const int part = split ? static_cast<int>((b - whole) % parts) : 0, n_parts = split ? parts : 1;
+  const int head = static_cast<int>(unit / n_qtiles), m0 = static_cast<int>(unit % n_qtiles) * kBlockM;
+  // This CTA's key tiles nb0 .. nb0 + n_blocks - 1 of the row's n_all.
+  const int n_all = (Lk + kBlockN - 1) / kBlockN;
+  const int nb0 = range_begin(n_all, part, n_parts), n_blocks = range_begin(n_all, part + 1, n_parts) - nb0;
   const int wg = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
@@ -286,12 +298,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         const uint32_t dk = sk + s * 2 * kHalfTileKV, dv = sv + s * 2 * kHalfTileKV;
         mbar_wait(k_empty(s), parity);
         mbar_expect_tx(k_full(s), 2 * kHalfTileKV);
-        tma_load(dk, &tk, k_full(s), 0, head, n * kBlockN);
-        tma_load(dk + kHalfTileKV, &tk, k_full(s), 64, head, n * kBlockN);
+        const int key0 = (nb0 + n) * kBlockN;
+        tma_load(dk, &tk, k_full(s), 0, head, key0);
+        tma_load(dk + kHalfTileKV, &tk, k_full(s), 64, head, key0);
         mbar_wait(v_empty(s), parity);
         mbar_expect_tx(v_full(s), 2 * kHalfTileKV);
-        tma_load(dv, &tv, v_full(s), 0, head, n * kBlockN);
-        tma_load(dv + kHalfTileKV, &tv, v_full(s), 64, head, n * kBlockN);
+        tma_load(dv, &tv, v_full(s), 0, head, key0);
+        tma_load(dv + kHalfTileKV, &tv, v_full(s), 64, head, key0);
       }
     }
     return;
@@ -318,7 +331,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma_rs(o, p[4 * kk], p[4 * kk + 1], p[4 * kk + 2], p[4 * kk + 3],
                gmma_desc(vb + kk * 16 * 128, kHalfTileKV, 1024));
   };
-  auto valid_keys = [&](int n) { return n == n_blocks - 1 ? Lk - n * kBlockN : kBlockN; };
+  auto valid_keys = [&](int n) { return nb0 + n == n_all - 1 ? Lk - (nb0 + n) * kBlockN : kBlockN; };
 
   float o[64];
 #pragma unroll
@@ -394,25 +407,58 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (leader) mbar_arrive(v_empty(last));
   }
 
-  // O / l, rows past Lq dropped.
+  // O / l, rows past Lq dropped; a key range's O unnormalized, with its rows' (max, sum).
   const int t = threadIdx.x % 128;
-  const int r0 = m0 + c * 64 + 16 * (t / 32) + (t % 32) / 4;
+  const int rl0 = c * 64 + 16 * (t / 32) + (t % 32) / 4;
   const int col0 = 2 * (t % 4);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     float l = st.l[h];
     l += __shfl_xor_sync(0xffffffff, l, 1);
     l += __shfl_xor_sync(0xffffffff, l, 2);
-    const float inv = 1.f / l;
-    const int row = r0 + 8 * h;
-    if (row < Lq) {
-      __nv_bfloat16* dst = out + (static_cast<int64_t>(row) * H + head) * kHeadDim + col0;
+    const int rl = rl0 + 8 * h;
+    if (m0 + rl >= Lq) continue;
+    if (split) {
+      const int64_t slot = (unit - whole) * parts + part;
+      float* dst = part_o + (slot * kBlockM + rl) * kHeadDim + col0;
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+        *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(o[4 * j + 2 * h], o[4 * j + 2 * h + 1]);
+      if (t % 4 == 0) part_ml[slot * kBlockM + rl] = make_float2(st.m[h], l);
+    } else {
+      const float inv = 1.f / l;
+      __nv_bfloat16* dst = out + (static_cast<int64_t>(m0 + rl) * H + head) * kHeadDim + col0;
 #pragma unroll
       for (int j = 0; j < 16; ++j)
         *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack_bf16(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
     }
   }
 #endif  // X2V_FA3_DEVICE
+}
+
+// Merges the key ranges of the split units: O = Σ 2^(m_p − M)·O_p / Σ 2^(m_p − M)·l_p, M = max m_p. One
+// thread per 4 columns of a row: grid (split units, kBlockM / 4), 128 threads.
+__global__ void combine_parts(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
+                              __nv_bfloat16* __restrict__ out, int Lq, int H, int n_qtiles, int64_t whole, int parts) {
+  const int64_t unit = whole + blockIdx.x;
+  const int head = static_cast<int>(unit / n_qtiles), rl = blockIdx.y * 4 + threadIdx.x / 32;
+  const int row = static_cast<int>(unit % n_qtiles) * kBlockM + rl, col = 4 * (threadIdx.x % 32);
+  if (row >= Lq) return;
+  const int64_t slot0 = int64_t(blockIdx.x) * parts;
+  float mx = -INFINITY;
+  for (int p = 0; p < parts; ++p) mx = fmaxf(mx, part_ml[(slot0 + p) * kBlockM + rl].x);
+  float l = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int p = 0; p < parts; ++p) {
+    const float2 ml = part_ml[(slot0 + p) * kBlockM + rl];
+    const float w = exp2f(ml.x - mx);
+    const float4 o = *reinterpret_cast<const float4*>(part_o + ((slot0 + p) * kBlockM + rl) * kHeadDim + col);
+    l += w * ml.y;
+    acc[0] += w * o.x, acc[1] += w * o.y, acc[2] += w * o.z, acc[3] += w * o.w;
+  }
+  const float inv = 1.f / l;
+  __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(out + (static_cast<int64_t>(row) * H + head) * kHeadDim + col);
+  dst[0] = __floats2bfloat162_rn(acc[0] * inv, acc[1] * inv);
+  dst[1] = __floats2bfloat162_rn(acc[2] * inv, acc[3] * inv);
 }
 
 // Host side. Returns null on success, else why the kernel cannot run this case.
@@ -444,13 +490,34 @@ inline bool make_map(CUtensorMap* map, const void* ptr, int L, int H, int box_ro
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// out = softmax(scale · q·kᵀ)·v per head; q [Lq, H, 128], k/v [Lk, H, 128], out [Lq, H, 128], all bf16.
-template <int kBlockN = 176>
+constexpr int kBlockNDefault = 176;
+
+// The schedule for this problem on `sms` SMs: plan_schedule's, or (force_parts ≥ 1, for checks) every
+// unit in force_parts key ranges.
+template <int kBlockN = kBlockNDefault>
+inline Schedule make_schedule(int Lq, int Lk, int H, int sms, int force_parts = 0) {
+  const int64_t units = int64_t((Lq + kBlockM - 1) / kBlockM) * H;
+  return force_parts > 0 ? schedule_all(units, force_parts) : plan_schedule(units, (Lk + kBlockN - 1) / kBlockN, sms);
+}
+// Bytes of the partial results a schedule needs (part_o, then part_ml).
+inline size_t partial_bytes(const Schedule& s) {
+  return static_cast<size_t>(s.split_units()) * s.parts * kBlockM * (kHeadDim * sizeof(float) + sizeof(float2));
+}
+
+// out = softmax(scale · q·kᵀ)·v per head; q [Lq, H, 128], k/v [Lk, H, 128], out [Lq, H, 128], all bf16;
+// `partial` holds partial_bytes(sched) (may be null when that is 0).
+template <int kBlockN = kBlockNDefault>
 inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
-                             __nv_bfloat16* out, int Lq, int Lk, int H, float scale, cudaStream_t stream) {
+                             __nv_bfloat16* out, int Lq, int Lk, int H, float scale, const Schedule& sched,
+                             void* partial, cudaStream_t stream) {
   if (Lq < 1 || Lk < 1 || H < 1 || H > 65535) return "empty or too many heads";
   if ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k) | reinterpret_cast<uintptr_t>(v)) & 15)
     return "q, k and v must be 16-byte aligned";
+  const int n_qtiles = (Lq + kBlockM - 1) / kBlockM;
+  if (sched.units != int64_t(n_qtiles) * H || sched.whole < 0 || sched.whole > sched.units || sched.parts < 1)
+    return "the schedule does not match the problem";
+  if (sched.split_units() > 0 && (sched.parts > (Lk + kBlockN - 1) / kBlockN || !partial || sched.split_units() > 65535))
+    return "a split schedule needs at least one key tile per part, partial storage and at most 65535 split units";
   if (!encode_tiled()) return "the driver has no cuTensorMapEncodeTiled";
   CUtensorMap tq, tk, tv;
   if (!make_map(&tq, q, Lq, H, kBlockM) || !make_map(&tk, k, Lk, H, kBlockN) || !make_map(&tv, v, Lk, H, kBlockN))
@@ -459,9 +526,15 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
       cudaFuncSetAttribute(attention_fwd<kBlockN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            Tiles<kBlockN>::kSmemBytes) == cudaSuccess;
   if (!attr_ok) return "the device does not grant the shared memory the kernel needs";
-  const dim3 grid((Lq + kBlockM - 1) / kBlockM, H);
-  attention_fwd<kBlockN><<<grid, kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(tq, tk, tv, out, Lq, Lk, H,
-                                                         scale * 1.4426950408889634f);
+  float* part_o = static_cast<float*>(partial);
+  float2* part_ml = sched.split_units() > 0
+                        ? reinterpret_cast<float2*>(part_o + sched.split_units() * sched.parts * kBlockM * kHeadDim)
+                        : nullptr;
+  attention_fwd<kBlockN><<<static_cast<unsigned>(sched.ctas()), kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
+      tq, tk, tv, out, part_o, part_ml, Lq, Lk, H, n_qtiles, sched.whole, sched.parts, scale * 1.4426950408889634f);
+  if (sched.split_units() > 0)
+    combine_parts<<<dim3(static_cast<unsigned>(sched.split_units()), kBlockM / 4), 128, 0, stream>>>(
+        part_o, part_ml, out, Lq, H, n_qtiles, sched.whole, sched.parts);
   return nullptr;
 }
 
