@@ -1,7 +1,8 @@
 // x2v bench: timings on the GPU, one JSON object per line on stdout (a readable line per result on
 // stderr). What it times:
 //   gemm  — cuBLASLt bf16 GEMMs at the Wan DiT shapes (the ceiling the DiT's linears run at);
-//   attn  — attention at the DiT shapes: cuDNN's fused kernel, the own Hopper flash kernel, the general kernel;
+//   attn  — attention at the DiT shapes: cuDNN's fused kernel, the own Hopper flash kernel (also with every
+//           query tile run whole, "flash-whole"), the general kernel;
 //   dit   — one DiT forward (wan2.1-1.3b / wan2.1-14b, 480p / 720p, 512 text tokens, CFG off and on)
 //           through models::wan::DitModel, with random weights made on the GPU;
 //   conv  — cuDNN conv3d at the Wan VAE decoder's shapes;
@@ -142,24 +143,36 @@ void bench_attn(const BenchOptions& o) {
     Tensor q = rnd({a.Lq, a.H, D}, DType::BF16, 11, 2.f), k = rnd({a.Lk, a.H, D}, DType::BF16, 12, 2.f),
            v = rnd({a.Lk, a.H, D}, DType::BF16, 13, 1.f);
     const double flop = 4.0 * a.Lq * a.Lk * a.H * D;
+    // "flash-whole": the flash kernel with every query tile run whole, without the split of its last,
+    // partly full round of CTAs, to show what the split is worth.
+    auto flash_whole = [&] {
+      Tensor out;
+      std::string why;
+      if (!oc::flash_attention(q, k, v, 0.0884f, &out, &why, 1)) fail(ErrorKind::Unsupported, why);
+    };
     struct Impl {
       oc::AttnImpl which;
       const char* name;
     };
     for (const Impl im : {Impl{oc::AttnImpl::Cudnn, "cudnn"}, Impl{oc::AttnImpl::Flash, "flash"},
-                          Impl{oc::AttnImpl::Own, "own"}}) {
-      const bool own = im.which == oc::AttnImpl::Own;
+                          Impl{oc::AttnImpl::Flash, "flash-whole"}, Impl{oc::AttnImpl::Own, "own"}}) {
+      const bool own = im.which == oc::AttnImpl::Own, whole = std::string(im.name) == "flash-whole";
       if (own && !a.own) continue;
       double ms;
       try {
-        ms = time_ms(own ? 1 : o.reps + 2, [&] { oc::attention_with(im.which, q, k, v, 0.0884f, {}, {}); });
+        ms = time_ms(own ? 1 : o.reps + 2, [&] {
+          if (whole)
+            flash_whole();
+          else
+            oc::attention_with(im.which, q, k, v, 0.0884f, {}, {});
+        });
       } catch (const Error& e) {
         std::fprintf(stderr, "attn  %-20s %s: %s\n", a.name, im.name, e.what());
         emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"error", e.what()}});
         continue;
       }
       const double tf = flop / (ms * 1e-3) / 1e12;
-      std::fprintf(stderr, "attn  %-20s %-6s Lq%-6lld Lk%-6lld H%-3lld %9.3f ms %6.0f TFLOP/s\n", a.name, im.name,
+      std::fprintf(stderr, "attn  %-20s %-11s Lq%-6lld Lk%-6lld H%-3lld %9.3f ms %6.0f TFLOP/s\n", a.name, im.name,
                    (long long)a.Lq, (long long)a.Lk, (long long)a.H, ms, tf);
       emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"Lq", a.Lq}, {"Lk", a.Lk}, {"H", a.H}, {"D", D},
             {"ms", ms}, {"tflops", tf}});

@@ -241,15 +241,17 @@ __device__ __forceinline__ void to_a_frags(const float (&s)[kAcc], uint32_t (&p)
 // q/k/v as 3-d tensor maps over [L, H, 128]; boxes of 64 head-dim columns × 1 head × 128 query rows
 // (Q) or kBlockN key rows (K, V). Rows past L load as zeros: the last key tile is masked, and output
 // rows past Lq are not stored.
-// CTA b < whole runs unit b (query tile b % n_qtiles of head b / n_qtiles) over all keys and writes
-// out; the others run one of `parts` key ranges of a later unit and leave its unnormalized O and each
-// row's (max, sum) in part_o / part_ml for combine_parts (flash_schedule.h).
-template <int kBlockN>
+// kSplit = false: CTA b runs unit b (query tile b % n_qtiles of head b / n_qtiles) over all keys and
+// writes out. kSplit = true: CTA b runs key range b % parts of unit whole + b / parts and leaves the
+// range's unnormalized O and each row's (max, sum) in part_o / part_ml for combine_parts
+// (flash_schedule.h). Two instantiations, so that the whole-unit kernel carries none of the split's
+// bookkeeping through its main loop.
+template <int kBlockN, bool kSplit>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_fwd(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
                   const __grid_constant__ CUtensorMap tv, __nv_bfloat16* __restrict__ out,
                   float* __restrict__ part_o, float2* __restrict__ part_ml, int Lq, int Lk, int H, int n_qtiles,
-                  int64_t whole, int parts, float scale_log2) {
+                  int whole, int parts, float scale_log2) {
 #ifdef X2V_FA3_DEVICE
   using namespace dev;
   using T = Tiles<kBlockN>;
@@ -263,14 +265,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto v_full = [&](int s) { return bars + 8 * (1 + 2 * kStages + s); };
   auto v_empty = [&](int s) { return bars + 8 * (1 + 3 * kStages + s); };
 
-  const int64_t b = blockIdx.x;
-  const bool split = b >= whole;
-  const int64_t unit = split ? whole + (b - whole) / parts : b;
-  const int part = split ? static_cast<int>((b - whole) % parts) : 0, n_parts = split ? parts : 1;
-  const int head = static_cast<int>(unit / n_qtiles), m0 = static_cast<int>(unit % n_qtiles) * kBlockM;
+  const int unit = kSplit ? whole + static_cast<int>(blockIdx.x) / parts : static_cast<int>(blockIdx.x);
+  const int head = unit / n_qtiles, m0 = (unit % n_qtiles) * kBlockM;
   // This CTA's key tiles nb0 .. nb0 + n_blocks - 1 of the row's n_all.
   const int n_all = (Lk + kBlockN - 1) / kBlockN;
-  const int nb0 = range_begin(n_all, part, n_parts), n_blocks = range_begin(n_all, part + 1, n_parts) - nb0;
+  const int part = kSplit ? static_cast<int>(blockIdx.x) % parts : 0;
+  const int nb0 = kSplit ? range_begin(n_all, part, parts) : 0;
+  const int n_blocks = kSplit ? range_begin(n_all, part + 1, parts) - nb0 : n_all;
   const int wg = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
@@ -418,13 +419,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     l += __shfl_xor_sync(0xffffffff, l, 2);
     const int rl = rl0 + 8 * h;
     if (m0 + rl >= Lq) continue;
-    if (split) {
-      const int64_t slot = (unit - whole) * parts + part;
-      float* dst = part_o + (slot * kBlockM + rl) * kHeadDim + col0;
+    if constexpr (kSplit) {
+      float* dst = part_o + (static_cast<int64_t>(blockIdx.x) * kBlockM + rl) * kHeadDim + col0;
 #pragma unroll
       for (int j = 0; j < 16; ++j)
         *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(o[4 * j + 2 * h], o[4 * j + 2 * h + 1]);
-      if (t % 4 == 0) part_ml[slot * kBlockM + rl] = make_float2(st.m[h], l);
+      if (t % 4 == 0) part_ml[static_cast<int64_t>(blockIdx.x) * kBlockM + rl] = make_float2(st.m[h], l);
     } else {
       const float inv = 1.f / l;
       __nv_bfloat16* dst = out + (static_cast<int64_t>(m0 + rl) * H + head) * kHeadDim + col0;
@@ -439,8 +439,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 // Merges the key ranges of the split units: O = Σ 2^(m_p − M)·O_p / Σ 2^(m_p − M)·l_p, M = max m_p. One
 // thread per 4 columns of a row: grid (split units, kBlockM / 4), 128 threads.
 __global__ void combine_parts(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
-                              __nv_bfloat16* __restrict__ out, int Lq, int H, int n_qtiles, int64_t whole, int parts) {
-  const int64_t unit = whole + blockIdx.x;
+                              __nv_bfloat16* __restrict__ out, int Lq, int H, int n_qtiles, int whole, int parts) {
+  const int unit = whole + static_cast<int>(blockIdx.x);
   const int head = static_cast<int>(unit / n_qtiles), rl = blockIdx.y * 4 + threadIdx.x / 32;
   const int row = static_cast<int>(unit % n_qtiles) * kBlockM + rl, col = 4 * (threadIdx.x % 32);
   if (row >= Lq) return;
@@ -516,25 +516,33 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
   const int n_qtiles = (Lq + kBlockM - 1) / kBlockM;
   if (sched.units != int64_t(n_qtiles) * H || sched.whole < 0 || sched.whole > sched.units || sched.parts < 1)
     return "the schedule does not match the problem";
-  if (sched.split_units() > 0 && (sched.parts > (Lk + kBlockN - 1) / kBlockN || !partial || sched.split_units() > 65535))
-    return "a split schedule needs at least one key tile per part, partial storage and at most 65535 split units";
+  if (sched.ctas() > INT32_MAX) return "more query tiles than the kernel's 32-bit indexing";
+  if (sched.split_units() > 0 && (sched.parts > (Lk + kBlockN - 1) / kBlockN || !partial))
+    return "a split schedule needs at least one key tile per part, and partial storage";
   if (!encode_tiled()) return "the driver has no cuTensorMapEncodeTiled";
   CUtensorMap tq, tk, tv;
   if (!make_map(&tq, q, Lq, H, kBlockM) || !make_map(&tk, k, Lk, H, kBlockN) || !make_map(&tv, v, Lk, H, kBlockN))
     return "cuTensorMapEncodeTiled refused the shape";
   static const bool attr_ok =
-      cudaFuncSetAttribute(attention_fwd<kBlockN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      cudaFuncSetAttribute(attention_fwd<kBlockN, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           Tiles<kBlockN>::kSmemBytes) == cudaSuccess &&
+      cudaFuncSetAttribute(attention_fwd<kBlockN, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            Tiles<kBlockN>::kSmemBytes) == cudaSuccess;
   if (!attr_ok) return "the device does not grant the shared memory the kernel needs";
-  float* part_o = static_cast<float*>(partial);
-  float2* part_ml = sched.split_units() > 0
-                        ? reinterpret_cast<float2*>(part_o + sched.split_units() * sched.parts * kBlockM * kHeadDim)
-                        : nullptr;
-  attention_fwd<kBlockN><<<static_cast<unsigned>(sched.ctas()), kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
-      tq, tk, tv, out, part_o, part_ml, Lq, Lk, H, n_qtiles, sched.whole, sched.parts, scale * 1.4426950408889634f);
-  if (sched.split_units() > 0)
+  const float scale_log2 = scale * 1.4426950408889634f;
+  const int whole = static_cast<int>(sched.whole), parts = sched.parts;
+  if (whole > 0)
+    attention_fwd<kBlockN, false><<<static_cast<unsigned>(whole), kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
+        tq, tk, tv, out, nullptr, nullptr, Lq, Lk, H, n_qtiles, whole, parts, scale_log2);
+  if (sched.split_units() > 0) {
+    float* part_o = static_cast<float*>(partial);
+    float2* part_ml = reinterpret_cast<float2*>(part_o + sched.split_units() * parts * kBlockM * kHeadDim);
+    const auto pieces = static_cast<unsigned>(sched.split_units() * parts);
+    attention_fwd<kBlockN, true><<<pieces, kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
+        tq, tk, tv, out, part_o, part_ml, Lq, Lk, H, n_qtiles, whole, parts, scale_log2);
     combine_parts<<<dim3(static_cast<unsigned>(sched.split_units()), kBlockM / 4), 128, 0, stream>>>(
-        part_o, part_ml, out, Lq, H, n_qtiles, sched.whole, sched.parts);
+        part_o, part_ml, out, Lq, H, n_qtiles, whole, parts);
+  }
   return nullptr;
 }
 
