@@ -37,7 +37,7 @@ bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
     *why = "the flash kernel takes head dim 128 only";
     return false;
   }
-  if (Lq > INT32_MAX || Lk > INT32_MAX || H > 65535) {
+  if (Lq > INT32_MAX || Lk > INT32_MAX || H > INT32_MAX) {
     *why = "sequence or head count past the kernel's 32-bit indexing";
     return false;
   }
