@@ -10,6 +10,7 @@
 #pragma once
 
 #include "ops/attention.h"
+#include "ops/beside.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
 #include "ops/layout.h"
