@@ -10,7 +10,6 @@
 #pragma once
 
 #include "ops/attention.h"
-#include "ops/beside.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
 #include "ops/layout.h"

@@ -353,47 +353,6 @@ void check_attention_long() {
   });
 }
 
-// Work beside the main stream (ops::Beside): the DiT's self-attention order, RMSNorm + RoPE of q and k
-// on the side stream while the next projections run, against the CPU; then the allocator's rule that a
-// block freed inside beside() is not handed out again before the join.
-void check_beside() {
-  guarded("beside", [&] {
-    const int64_t F = 5, Hg = 6, Wg = 8, L = F * Hg * Wg, H = 12, D = 128, C = H * D;
-    Tensor a = host_random({L, C}), w[3], nw[2];
-    for (Tensor& t : w) t = host_random({C, C}, -0.05f, 0.05f);
-    for (Tensor& t : nw) t = host_random({C});
-    Tensor ref_q = ops::rope_3d(ops::rms_norm(ops::linear(a, w[0], {}), nw[0], 1e-6f).reshape({L, H, D}), F, Hg, Wg);
-    Tensor ref_k = ops::rope_3d(ops::rms_norm(ops::linear(a, w[1], {}), nw[1], 1e-6f).reshape({L, H, D}), F, Hg, Wg);
-    Tensor ref_v = ops::linear(a, w[2], {});
-    Tensor ad = dev(a, DType::BF16), q, k;
-    ops::Beside beside(Device::CUDA);
-    const Tensor qr = ops::linear(ad, dev(w[0], DType::BF16), {});
-    beside.run([&] { q = ops::rms_norm_rope(qr, dev(nw[0], DType::F32), 1e-6f, H, F, Hg, Wg); });
-    const Tensor kr = ops::linear(ad, dev(w[1], DType::BF16), {});
-    beside.run([&] { k = ops::rms_norm_rope(kr, dev(nw[1], DType::F32), 1e-6f, H, F, Hg, Wg); });
-    const Tensor v = ops::linear(ad, dev(w[2], DType::BF16), {});
-    beside.join();
-    const std::string sh = "L" + std::to_string(L) + " H12 D128";
-    report("beside: q rms_norm_rope", sh, DType::BF16, q, ref_q, 2e-2);
-    report("beside: k rms_norm_rope", sh, DType::BF16, k, ref_k, 2e-2);
-    report("beside: v projection", sh, DType::BF16, v, ref_v, 2e-2);
-
-    x2v::cuda::empty_cache();
-    const int64_t n = (7 << 20) + 5;
-    void* inside = nullptr;
-    ops::Beside b2(Device::CUDA);
-    b2.run([&] { inside = Tensor::empty({n}, DType::U8, Device::CUDA).raw(); });
-    Tensor before = Tensor::empty({n}, DType::U8, Device::CUDA);
-    b2.join();
-    Tensor after = Tensor::empty({n}, DType::U8, Device::CUDA);
-    const bool ok = before.raw() != inside && after.raw() == inside;
-    std::printf("%-4s %-24s %-34s %s\n", ok ? "ok" : "FAIL", "beside: held blocks", "7 MiB freed inside beside()",
-                before.raw() == inside ? "handed out before the join" : after.raw() != inside ? "not reused after the join"
-                                                                                         : "reused only after the join");
-    (ok ? g_pass : g_fail)++;
-  });
-}
-
 void check_layout() {
   for (DType dt : {DType::F32, DType::BF16}) {
     guarded("layout", [&] {
@@ -612,7 +571,6 @@ int main(int argc, char** argv) {
   if (want("rope")) check_rope();
   if (want("attention")) check_attention();
   if (want("attention")) check_attention_long();
-  if (want("beside")) check_beside();
   if (want("layout")) check_layout();
   if (want("conv")) check_conv();
   if (want("conv")) check_upsample();

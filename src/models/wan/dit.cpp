@@ -295,17 +295,10 @@ class Forward {
     return ops::attention(q, k, v, 1.f / std::sqrt(static_cast<float>(Dh_)));
   }
 
-  // The norm and RoPE of q run beside the k projection, those of k beside the v projection: they are
-  // bound by memory, the GEMMs by compute. qr and kr are read there, so they live past the join.
   Tensor self_attention(const DitSelfAttention& s, const Tensor& a) const {
-    ops::Beside beside(a.device());
-    Tensor q, k;
-    const Tensor qr = apply(a, s.q);
-    beside.run([&] { q = q_or_k(qr, s.norm_q); });
-    const Tensor kr = apply(a, s.k);
-    beside.run([&] { k = q_or_k(kr, s.norm_k); });
-    const Tensor v = heads(apply(a, s.v));
-    beside.join();
+    Tensor q = q_or_k(apply(a, s.q), s.norm_q);
+    Tensor k = q_or_k(apply(a, s.k), s.norm_k);
+    Tensor v = heads(apply(a, s.v));
     return apply(attend(q, k, v).reshape({a.size(0), c_.dim}), s.o);
   }
 

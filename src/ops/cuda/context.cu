@@ -1,14 +1,11 @@
-// The CUDA runtime of the backend: one device, a main stream (and a side stream for beside()), a
-// caching allocator, library handles.
+// The CUDA runtime of the backend: one device, one stream, a caching allocator, library handles.
 //
 // Why a caching allocator: a DiT forward allocates and frees the same few activation sizes thousands
 // of times; cudaMalloc/cudaFree synchronize the device and cost tens of microseconds each. Freed
 // blocks go to a free list by rounded size and are handed out again in stream order, which is safe
-// because ops run on the main stream, and the side stream takes part only between a fork (it waits
-// for all main work so far) and a join, with the blocks freed in between held back until the join.
+// because every op runs on the one backend stream.
 #include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <map>
 #include <mutex>
 
@@ -28,9 +25,6 @@ size_t round_size(size_t bytes) {
   const size_t g = size_t(2) << 20;
   return (bytes + g - 1) / g * g;
 }
-
-// The side stream while a beside() scope runs on this thread (null: the main stream).
-thread_local cudaStream_t t_side = nullptr;
 
 struct Context {
   std::once_flag once;
@@ -59,7 +53,7 @@ class CachingAllocator final : public DeviceAllocator {
       stats_.in_use += it->first;
       free_.erase(it);
       stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
-      if (poison_) X2V_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n, stream()));
+      if (poison_) X2V_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n, ctx().stream));
       return p;
     }
     if (stats_.budget && stats_.reserved + n > stats_.budget) release_cache_locked();
@@ -87,7 +81,7 @@ class CachingAllocator final : public DeviceAllocator {
     stats_.in_use += n;
     stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
     block_size_[p] = n;
-    if (poison_) X2V_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n, stream()));
+    if (poison_) X2V_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n, ctx().stream));
     return p;
   }
 
@@ -97,25 +91,17 @@ class CachingAllocator final : public DeviceAllocator {
     auto it = block_size_.find(p);
     if (it == block_size_.end()) return;  // not ours: a bug elsewhere, but never free twice
     stats_.in_use -= it->second;
-    // A block freed inside beside() may still be in use by work queued on the side stream: it becomes
-    // free for others only once the main stream has waited for that work (join_beside).
-    (t_side ? held_ : free_).emplace(it->second, p);
+    free_.emplace(it->second, p);
     block_size_.erase(it);
-  }
-
-  // The blocks freed beside the main stream, now that it waits for the side stream.
-  void release_held() {
-    std::lock_guard<std::mutex> lk(mu_);
-    free_.merge(held_);
   }
 
   void copy(void* dst, Device dd, const void* src, Device sd, size_t bytes) override {
     init();
     cudaMemcpyKind k = dd == Device::CUDA ? (sd == Device::CUDA ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                           : cudaMemcpyDeviceToHost;
-    X2V_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, stream()));
+    X2V_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, ctx().stream));
     // Host memory is used (or freed) by the caller right after the call; device copies stay queued.
-    if (k != cudaMemcpyDeviceToDevice) X2V_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    if (k != cudaMemcpyDeviceToDevice) X2V_CUDA_CHECK(cudaStreamSynchronize(ctx().stream));
   }
 
   bool convert(void* dst, DType dt, const void* src, DType st, size_t n) override {
@@ -124,7 +110,7 @@ class CachingAllocator final : public DeviceAllocator {
 
   void fill_zero(void* p, size_t bytes) override {
     init();
-    X2V_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream()));
+    X2V_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx().stream));
   }
 
   MemStats stats() {
@@ -159,7 +145,6 @@ class CachingAllocator final : public DeviceAllocator {
 
   std::mutex mu_;
   std::multimap<size_t, void*> free_;
-  std::multimap<size_t, void*> held_;  // freed beside the main stream, not yet joined
   std::map<void*, size_t> block_size_;
   MemStats stats_;
   bool poison_ = false;
@@ -257,12 +242,11 @@ void init() {
 
 #ifdef X2V_WITH_CUDNN
 cudnnHandle_t cudnn() {
-  if (t_side) fail(ErrorKind::Internal, "cuDNN called inside beside(): its handle is bound to the main stream");
   static std::once_flag once;
   static cudnnHandle_t h = nullptr;
   std::call_once(once, [] {
     X2V_CUDNN_CHECK(cudnnCreate(&h));
-    X2V_CUDNN_CHECK(cudnnSetStream(h, ctx().stream));
+    X2V_CUDNN_CHECK(cudnnSetStream(h, stream()));
   });
   return h;
 }
@@ -270,48 +254,7 @@ cudnnHandle_t cudnn() {
 
 cudaStream_t stream() {
   init();
-  return t_side ? t_side : ctx().stream;
-}
-
-namespace {
-struct Side {
-  std::once_flag once;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t fork = nullptr, join = nullptr;
-};
-Side& side() {
-  static Side sd;
-  std::call_once(sd.once, [] {
-    init();
-    X2V_CUDA_CHECK(cudaStreamCreateWithFlags(&sd.stream, cudaStreamNonBlocking));
-    X2V_CUDA_CHECK(cudaEventCreateWithFlags(&sd.fork, cudaEventDisableTiming));
-    X2V_CUDA_CHECK(cudaEventCreateWithFlags(&sd.join, cudaEventDisableTiming));
-  });
-  return sd;
-}
-}  // namespace
-
-void beside(const std::function<void()>& f) {
-  if (t_side) fail(ErrorKind::Internal, "beside() inside beside()");
-  Side& sd = side();
-  X2V_CUDA_CHECK(cudaEventRecord(sd.fork, ctx().stream));
-  X2V_CUDA_CHECK(cudaStreamWaitEvent(sd.stream, sd.fork, 0));
-  t_side = sd.stream;
-  try {
-    f();
-  } catch (...) {
-    t_side = nullptr;
-    throw;
-  }
-  t_side = nullptr;
-}
-
-void join_beside() {
-  if (t_side) fail(ErrorKind::Internal, "join_beside() inside beside()");
-  Side& sd = side();
-  X2V_CUDA_CHECK(cudaEventRecord(sd.join, sd.stream));
-  X2V_CUDA_CHECK(cudaStreamWaitEvent(ctx().stream, sd.join, 0));
-  allocator().release_held();
+  return ctx().stream;
 }
 cublasLtHandle_t cublaslt() {
   init();
@@ -327,11 +270,7 @@ int compute_capability() {
   return 10 * ctx().prop.major + ctx().prop.minor;
 }
 
-Tensor workspace(size_t bytes) {
-  // Scratch is freed right after its call is queued, which is safe only in one stream's order.
-  if (t_side) fail(ErrorKind::Internal, "library scratch requested inside beside(): keep GEMMs and cuDNN out of it");
-  return Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))}, DType::U8, Device::CUDA);
-}
+Tensor workspace(size_t bytes) { return Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))}, DType::U8, Device::CUDA); }
 
 void synchronize() { X2V_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 

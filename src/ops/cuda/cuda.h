@@ -5,13 +5,11 @@
 // Dtypes: ops accept f32 and bf16 inputs (matrix and attention operands are rounded to bf16, as the
 // reference's autocast and flash_attention do) and accumulate in f32. Unless an op says otherwise
 // its output has the dtype of its first input; an explicit `out` dtype overrides that.
-// Every op is queued on the backend's stream (the main one, or the side stream inside beside());
-// copies to and from the host synchronize it.
+// Every op is queued on the backend's one stream; copies to and from the host synchronize it.
 #pragma once
 
 #include <array>
 #include <cstddef>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,15 +23,6 @@ bool available();
 // registered with the core at program start; this is called lazily by the first allocation or op.
 void init();
 void synchronize();
-
-// Work beside the main stream: beside(f) queues the ops f issues on a second stream, after everything
-// queued on the main stream so far, so that memory-bound kernels can overlap the compute-bound GEMMs
-// queued after them; join_beside() makes everything queued on the main stream from then on wait for
-// it. Tensors that such work reads or writes must stay alive until the join (blocks freed inside f are
-// held back until then). Nothing inside f may use cuBLASLt or cuDNN, whose scratch and handles follow
-// the main stream. Copies to or from the host inside f synchronize only the side stream.
-void beside(const std::function<void()>& f);
-void join_beside();
 
 struct MemStats {
   size_t in_use = 0;         // bytes held by live tensors (rounded to the allocator's block sizes)
