@@ -335,7 +335,8 @@ void check_attention_long() {
     Tensor q = host_random({L, H, D}, -2.f, 2.f), k = host_random({L, H, D}, -2.f, 2.f), v = host_random({L, H, D});
     const float scale = 1.f / std::sqrt(float(D));
     Tensor got = ops::attention(dev(q, DType::BF16), dev(k, DType::BF16), dev(v, DType::BF16), scale).to(Device::CPU);
-    const ops::cuda::fa3::Schedule sched = ops::cuda::fa3::plan_schedule((L + 127) / 128 * H, (L + 175) / 176, x2v::cuda::sm_count());
+    namespace fa3 = ops::cuda::fa3;
+    const fa3::Schedule sched = fa3::plan_schedule((L + 127) / 128 * H, (L + 175) / 176, x2v::cuda::sm_count());
     std::printf("     attention long: %lld query tiles on %d SMs, the last %lld in %d key ranges\n",
                 static_cast<long long>(sched.units), x2v::cuda::sm_count(), static_cast<long long>(sched.split_units()),
                 sched.parts);

@@ -156,29 +156,32 @@ void bench_attn(const BenchOptions& o) {
     Tensor q = rnd({a.Lq, a.H, D}, DType::BF16, 11, 2.f), k = rnd({a.Lk, a.H, D}, DType::BF16, 12, 2.f),
            v = rnd({a.Lk, a.H, D}, DType::BF16, 13, 1.f);
     const double flop = 4.0 * a.Lq * a.Lk * a.H * D;
-    // "flash-whole": the flash kernel with every query tile run whole, without the split of its last,
-    // partly full round of CTAs, to show what the split is worth.
-    auto flash_whole = [&] {
-      Tensor out;
-      std::string why;
-      if (!oc::flash_attention(q, k, v, 0.0884f, &out, &why, 1)) fail(ErrorKind::Unsupported, why);
+    auto with = [&](oc::AttnImpl impl) {
+      return [&q, &k, &v, impl] { oc::attention_with(impl, q, k, v, 0.0884f, {}, {}); };
     };
     struct Impl {
-      oc::AttnImpl which;
       const char* name;
+      std::function<void()> run;
+      bool slow;  // the general kernel: timed once, and only at the shapes marked `own`
     };
-    for (const Impl im : {Impl{oc::AttnImpl::Cudnn, "cudnn"}, Impl{oc::AttnImpl::Flash, "flash"},
-                          Impl{oc::AttnImpl::Flash, "flash-whole"}, Impl{oc::AttnImpl::Own, "own"}}) {
-      const bool own = im.which == oc::AttnImpl::Own, whole = std::string(im.name) == "flash-whole";
-      if (own && !a.own) continue;
+    const Impl impls[] = {
+        {"cudnn", with(oc::AttnImpl::Cudnn), false},
+        {"flash", with(oc::AttnImpl::Flash), false},
+        // The flash kernel with every query tile run whole, without the split of its last, partly full
+        // round of CTAs: what the split is worth.
+        {"flash-whole",
+         [&] {
+           Tensor out;
+           std::string why;
+           if (!oc::flash_attention(q, k, v, 0.0884f, &out, &why, 1)) fail(ErrorKind::Unsupported, why);
+         },
+         false},
+        {"own", with(oc::AttnImpl::Own), true}};
+    for (const Impl& im : impls) {
+      if (im.slow && !a.own) continue;
       double ms;
       try {
-        ms = time_ms(own ? 1 : o.reps + 2, [&] {
-          if (whole)
-            flash_whole();
-          else
-            oc::attention_with(im.which, q, k, v, 0.0884f, {}, {});
-        });
+        ms = time_ms(im.slow ? 1 : o.reps + 2, im.run);
       } catch (const Error& e) {
         std::fprintf(stderr, "attn  %-20s %s: %s\n", a.name, im.name, e.what());
         emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"error", e.what()}});
