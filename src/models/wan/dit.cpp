@@ -31,12 +31,12 @@ class Loader {
   LinearW linear(const std::string& p, int64_t out, int64_t in, bool matmul = true) {
     return {get(p + ".weight", {out, in}, matmul ? opt_.matmul_dtype : DType::F32), f32(p + ".bias", {out})};
   }
-  // A block's linear. Off the CPU its output is bf16 and cuBLASLt adds the bias in the output's dtype,
-  // so the bias is stored as the bf16 every call would round it to (one conversion per weight, not one
-  // small kernel per call: about ten per block).
+  // A block's linear. Its output has the activation dtype, and the GEMM adds the bias in the output's
+  // dtype, so the bias is stored as the value every call would round it to (one conversion per weight,
+  // not one small kernel per call: about ten per block on CUDA).
   LinearW block_linear(const std::string& p, int64_t out, int64_t in) {
-    const DType bias = opt_.device == Device::CPU ? DType::F32 : DType::BF16;
-    return {get(p + ".weight", {out, in}, opt_.matmul_dtype), get(p + ".bias", {out}, bias)};
+    return {get(p + ".weight", {out, in}, opt_.matmul_dtype),
+            get(p + ".bias", {out}, dit_activation_dtype(opt_.device))};
   }
   NormW norm(const std::string& p, int64_t d) { return {f32(p + ".weight", {d}), f32(p + ".bias", {d})}; }
 

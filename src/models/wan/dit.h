@@ -70,6 +70,11 @@ struct DitWeights {
 // off the CPU in bf16, the dtype their matmuls write and add them in.
 using DitLoadOptions = ModelLoadOptions;
 
+// Activations between ops: bf16 on a device backend (its matmuls and attention take bf16 operands,
+// as the reference under autocast), f32 on the CPU reference backend. The residual stream, the
+// time embedding and the head stay f32 everywhere.
+inline DType dit_activation_dtype(Device d) { return d == Device::CPU ? DType::F32 : DType::BF16; }
+
 // Loads and checks every tensor of `cfg` from `w` (official names); a tensor the model does not use
 // is an error, so a wrong config or a file of another model cannot pass silently.
 DitWeights load_dit_weights(const io::WeightStore& w, const DitConfig& cfg, const DitLoadOptions& opt = {});
@@ -105,10 +110,7 @@ class DitModel {
 
   const DitConfig& config() const { return cfg_; }
   const DitWeights& weights() const { return w_; }
-  // Activations between ops: bf16 on a device backend (its matmuls and attention take bf16 operands,
-  // as the reference under autocast), f32 on the CPU reference backend. The residual stream, the
-  // time embedding and the head stay f32 everywhere.
-  DType activation_dtype() const { return w_.head_modulation.device() == Device::CPU ? DType::F32 : DType::BF16; }
+  DType activation_dtype() const { return dit_activation_dtype(w_.head_modulation.device()); }
 
   // text_embedding of the zero-padded text (and img_emb of the CLIP features).
   DitContext embed_context(const Tensor& context, const Tensor& clip_fea = {}, const DitObserver& obs = {}) const;
