@@ -25,7 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // The source tree, from this file's path: tests/api/test_api.cpp.
-fs::path source_root() { return fs::path(__FILE__).parent_path().parent_path().parent_path(); }
+// The checkout, from the build (__FILE__ is relative to it: see -fmacro-prefix-map in CMakeLists.txt).
+fs::path source_root() { return fs::path(X2V_SOURCE_DIR); }
 
 // The demo at a few seconds' size.
 x2v::Options small_demo(const std::string& output) {
