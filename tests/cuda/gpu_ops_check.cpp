@@ -301,10 +301,16 @@ void check_attention() {
                 if ((c.Lk + 175) / 176 < parts) continue;
                 Tensor got;
                 std::string why;
-                if (!ops::cuda::flash_attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, &got, &why, parts))
+                if (!ops::cuda::flash_attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, &got, &why, {parts}))
                   throw Error(ErrorKind::Unsupported, why);
                 report("attention(flash " + std::to_string(parts) + " ranges)", sh, dt, got, ref, 2e-2);
               }
+              // Every query tile in a CTA of its own, instead of pairs sharing their K/V loads.
+              Tensor got;
+              std::string why;
+              if (!ops::cuda::flash_attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, &got, &why, {0, false}))
+                throw Error(ErrorKind::Unsupported, why);
+              report("attention(flash single)", sh, dt, got, ref, 2e-2);
             } catch (const Error& e) {
               // Only a device or build without sm_90a may refuse; on a Hopper card that is a failure.
               const bool hopper = x2v::cuda::compute_capability() == 90;
@@ -335,11 +341,11 @@ void check_attention_long() {
     Tensor q = host_random({L, H, D}, -2.f, 2.f), k = host_random({L, H, D}, -2.f, 2.f), v = host_random({L, H, D});
     const float scale = 1.f / std::sqrt(float(D));
     Tensor got = ops::attention(dev(q, DType::BF16), dev(k, DType::BF16), dev(v, DType::BF16), scale).to(Device::CPU);
-    namespace fa3 = ops::cuda::fa3;
-    const fa3::Schedule sched = fa3::plan_schedule((L + 127) / 128 * H, (L + 175) / 176, x2v::cuda::sm_count());
-    std::printf("     attention long: %lld query tiles on %d SMs, the last %lld in %d key ranges\n",
-                static_cast<long long>(sched.units), x2v::cuda::sm_count(), static_cast<long long>(sched.split_units()),
-                sched.parts);
+    const ops::cuda::fa3::Schedule sched = ops::cuda::flash_plan(L, L, H);
+    std::printf("     attention long: %lld query tiles, %d CTAs at once (clusters of %d) on %d SMs, the last %lld in %d key "
+                "ranges\n",
+                static_cast<long long>(sched.units), sched.slots, sched.cluster, x2v::cuda::sm_count(),
+                static_cast<long long>(sched.split_units()), sched.parts);
     const std::string sh = "Lq" + std::to_string(L) + " Lk" + std::to_string(L) + " H12 D128";
     for (int64_t r0 : {int64_t(0), L - n}) {
       Tensor ref = ops::attention(ops::narrow(q, 0, r0, r0 + n), k, v, scale);

@@ -80,3 +80,27 @@ TEST(FlashSchedule, FullRoundsAndShortRowsAreLeftWhole) {
   EXPECT_EQ(schedule_all(100, 3).ctas(), 300);
   EXPECT_EQ(schedule_all(100, 1).ctas(), 100);
 }
+
+TEST(FlashSchedule, PairsCoverEveryQueryTileOfOneHead) {
+  // 32 760 rows are 256 tiles of 128 (even); 75 600 are 591 (odd: padded to 592); 300 are 3 (padded to 4).
+  for (int64_t Lq : {int64_t(1), int64_t(300), int64_t(32760), int64_t(75600)})
+    for (int64_t H : {int64_t(1), int64_t(12), int64_t(40)}) {
+      const int64_t tiles = (Lq + 127) / 128;
+      const Schedule single = schedule_attention(Lq, Lq, H, 128, 176, 132, 0, false);
+      EXPECT_EQ(single.qtiles, tiles);
+      EXPECT_EQ(single.cluster, 1);
+      const Schedule s = schedule_attention(Lq, Lq, H, 128, 176, 132, 0, true);
+      EXPECT_EQ(s.qtiles, tiles + tiles % 2);
+      EXPECT_EQ(s.units, s.qtiles * H);
+      EXPECT_EQ(s.slots, 132);
+      // Pairs are units 2i and 2i + 1: with an even tile count per head both belong to one head.
+      EXPECT_EQ(s.qtiles % 2, 0);
+      if (s.cluster == 2) EXPECT_EQ(s.whole % 2, 0);
+      EXPECT_TRUE(s.cluster == 2 || s.whole % 2 == 1) << "pairs are dropped only for an odd count of whole units";
+    }
+  // Checks that split every unit leave no whole units, so the pairs cost nothing there.
+  const Schedule forced = schedule_attention(300, 700, 2, 128, 176, 132, 3, true);
+  EXPECT_EQ(forced.whole, 0);
+  EXPECT_EQ(forced.ctas(), 4 * 2 * 3);
+}
+

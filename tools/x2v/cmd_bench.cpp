@@ -2,7 +2,8 @@
 // stderr). What it times:
 //   gemm  — cuBLASLt bf16 GEMMs at the Wan DiT shapes (the ceiling the DiT's linears run at);
 //   attn  — attention at the DiT shapes: cuDNN's fused kernel, the own Hopper flash kernel (also with every
-//           query tile run whole, "flash-whole"), the general kernel;
+//           query tile run whole, "flash-whole", and with no query tiles paired, "flash-single"), the
+//           general kernel;
 //   dit   — one DiT forward (wan2.1-1.3b / wan2.1-14b, 480p / 720p, 512 text tokens, CFG off and on)
 //           through models::wan::DitModel, with random weights made on the GPU;
 //   conv  — cuDNN conv3d at the Wan VAE decoder's shapes;
@@ -159,6 +160,13 @@ void bench_attn(const BenchOptions& o) {
     auto with = [&](oc::AttnImpl impl) {
       return [&q, &k, &v, impl] { oc::attention_with(impl, q, k, v, 0.0884f, {}, {}); };
     };
+    auto flash_with = [&](oc::FlashOptions opt) {
+      return [&q, &k, &v, opt] {
+        Tensor out;
+        std::string why;
+        if (!oc::flash_attention(q, k, v, 0.0884f, &out, &why, opt)) fail(ErrorKind::Unsupported, why);
+      };
+    };
     struct Impl {
       const char* name;
       std::function<void()> run;
@@ -169,13 +177,9 @@ void bench_attn(const BenchOptions& o) {
         {"flash", with(oc::AttnImpl::Flash), false},
         // The flash kernel with every query tile run whole, without the split of its last, partly full
         // round of CTAs: what the split is worth.
-        {"flash-whole",
-         [&] {
-           Tensor out;
-           std::string why;
-           if (!oc::flash_attention(q, k, v, 0.0884f, &out, &why, 1)) fail(ErrorKind::Unsupported, why);
-         },
-         false},
+        {"flash-whole", flash_with({1}), false},
+        // Every query tile in a CTA of its own: what sharing K/V loads between pairs is worth.
+        {"flash-single", flash_with({0, false}), false},
         {"own", with(oc::AttnImpl::Own), true}};
     for (const Impl& im : impls) {
       if (im.slow && !a.own) continue;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/cuda/flash_schedule.h"
 #include "ops/linear.h"
 
 namespace x2v::cuda {
@@ -131,11 +132,19 @@ void set_attention_impl(AttnImpl impl);
 // The cuDNN library loaded at run time (e.g. 91400), or 0 in builds without cuDNN.
 int cudnn_version();
 
-// flash_attention.cu. False (with the reason) where the kernel cannot run the case. force_parts ≥ 1
-// (for checks) runs every query tile's keys in that many ranges, merged after, instead of the
-// automatic schedule (flash_schedule.h), which splits only the last, partly full round of CTAs.
+// flash_attention.cu. False (with the reason) where the kernel cannot run the case.
+struct FlashOptions {
+  // ≥ 1 (for checks): every query tile's keys in that many ranges, merged after, instead of the
+  // automatic schedule (flash_schedule.h), which splits only the last, partly full round of CTAs.
+  int force_parts = 0;
+  // Query tiles run in pairs that share their K/V loads (cluster launch) where the device allows;
+  // false runs every CTA alone (for checks and benchmarks).
+  bool pairs = true;
+};
 bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,
-                     int force_parts = 0);
+                     const FlashOptions& opt = {});
+// The schedule flash_attention runs for these sizes (for checks and reports).
+fa3::Schedule flash_plan(int64_t Lq, int64_t Lk, int64_t H, const FlashOptions& opt = {});
 
 // layout.cu
 Tensor permute(const Tensor& x, const std::vector<int>& perm);

@@ -30,8 +30,14 @@ bool sm90a_available() {
 
 }  // namespace
 
+fa3::Schedule flash_plan(int64_t Lq, int64_t Lk, int64_t H, const FlashOptions& opt) {
+  const int pair_slots = opt.pairs && sm90a_available() ? fa3::pair_slots() : 0;
+  return fa3::make_schedule(static_cast<int>(Lq), static_cast<int>(Lk), static_cast<int>(H),
+                            pair_slots > 0 ? pair_slots : x2v::cuda::sm_count(), opt.force_parts, pair_slots > 0);
+}
+
 bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,
-                     int force_parts) {
+                     const FlashOptions& opt) {
   const int64_t Lq = q.size(0), H = q.size(1), Lk = k.size(0);
   if (q.size(2) != fa3::kHeadDim || v.size(2) != fa3::kHeadDim) {
     *why = "the flash kernel takes head dim 128 only";
@@ -47,8 +53,7 @@ bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   }
   Tensor qb = x2v::cuda::as_bf16(q), kb = x2v::cuda::as_bf16(k), vb = x2v::cuda::as_bf16(v);
   Tensor ob = Tensor::empty({Lq, H, fa3::kHeadDim}, DType::BF16, Device::CUDA);
-  const fa3::Schedule sched = fa3::make_schedule(static_cast<int>(Lq), static_cast<int>(Lk), static_cast<int>(H),
-                                                 x2v::cuda::sm_count(), force_parts);
+  const fa3::Schedule sched = flash_plan(Lq, Lk, H, opt);
   const size_t part_bytes = fa3::partial_bytes(sched);
   Tensor partial = part_bytes ? Tensor::empty({static_cast<int64_t>(part_bytes)}, DType::U8, Device::CUDA) : Tensor();
   const char* err = fa3::attention(static_cast<const __nv_bfloat16*>(qb.raw()), static_cast<const __nv_bfloat16*>(kb.raw()),

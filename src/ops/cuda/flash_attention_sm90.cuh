@@ -68,6 +68,23 @@ __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
 }
+// Arrives on the barrier at the same shared-memory offset in cluster CTA `rank`. Release at CTA scope,
+// as for a local arrive: what it orders is this CTA's reads of its own shared memory (the consumed
+// stage) before the peer's copy overwrites them.
+__device__ __forceinline__ void mbar_arrive_remote(uint32_t bar, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+}
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+// Every thread of every CTA in the cluster.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
+}
 // Blocks until the phase with the given parity has completed.
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   uint32_t done = 0;
@@ -87,6 +104,17 @@ __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, u
       "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], [%2];" ::"r"(
           dst),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
+
+// The same box into the same shared-memory offset of every CTA in `mask`, each CTA's barrier at `bar`
+// counting the bytes that land there.
+__device__ __forceinline__ void tma_load_multicast(uint32_t dst, const CUtensorMap* map, uint32_t bar, int c0, int c1,
+                                                   int c2, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%3, "
+      "%4, %5}], [%2], %6;" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "h"(mask)
       : "memory");
 }
 
@@ -246,7 +274,13 @@ __device__ __forceinline__ void to_a_frags(const float (&s)[kAcc], uint32_t (&p)
 // range's unnormalized O and each row's (max, sum) in part_o / part_ml for combine_parts
 // (flash_schedule.h). Two instantiations, so that the whole-unit kernel carries none of the split's
 // bookkeeping through its main loop.
-template <int kBlockN, bool kSplit>
+// kCluster = 2 (launched in clusters of two CTAs, units 2i and 2i + 1 of one head and key range): each
+// CTA loads one head-dim half of every K and V tile and multicasts it into both CTAs' shared memory,
+// so the pair reads K and V from L2 once instead of twice. A stage is refilled only when the consumers
+// of both CTAs have released it. Every CTA streams its head's whole K and V (16.8 MB at 32 760 keys,
+// about 5 TB/s from L2 across the chip in the 14B's self-attention), and at the card's power limit
+// that traffic costs time: a test kernel that skipped every other tile's loads ran 5 % faster.
+template <int kBlockN, bool kSplit, int kCluster>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_fwd(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
                   const __grid_constant__ CUtensorMap tv, __nv_bfloat16* __restrict__ out,
@@ -274,17 +308,21 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int n_blocks = kSplit ? range_begin(n_all, part + 1, parts) - nb0 : n_all;
   const int wg = threadIdx.x / 128;
 
+  static_assert(kCluster == 1 || (kCluster == 2 && !kSplit), "pairs of CTAs for whole units only");
+  const uint32_t rank = kCluster > 1 ? cluster_rank() : 0;
   if (threadIdx.x == 0) {
     mbar_init(q_full, 1);
     for (int s = 0; s < kStages; ++s) {
       mbar_init(k_full(s), 1);
       mbar_init(v_full(s), 1);
-      mbar_init(k_empty(s), kConsumers);
-      mbar_init(v_empty(s), kConsumers);
+      mbar_init(k_empty(s), kConsumers * kCluster);
+      mbar_init(v_empty(s), kConsumers * kCluster);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  __syncthreads();
+  // The peer's barriers must exist before anything multicasts into it or arrives on them.
+  if constexpr (kCluster > 1) cluster_sync();
+  else __syncthreads();
 
   if (wg == 0) {
     // Producer: one thread issues every copy; the warpgroup gives its registers to the consumers.
@@ -297,23 +335,40 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int s = n % kStages;
         const uint32_t parity = ((n / kStages) & 1) ^ 1;  // a fresh barrier counts as released
         const uint32_t dk = sk + s * 2 * kHalfTileKV, dv = sv + s * 2 * kHalfTileKV;
+        const int key0 = (nb0 + n) * kBlockN;
+        // Both halves land here; with a pair, this CTA loads half `rank` for both CTAs.
         mbar_wait(k_empty(s), parity);
         mbar_expect_tx(k_full(s), 2 * kHalfTileKV);
-        const int key0 = (nb0 + n) * kBlockN;
-        tma_load(dk, &tk, k_full(s), 0, head, key0);
-        tma_load(dk + kHalfTileKV, &tk, k_full(s), 64, head, key0);
+        if constexpr (kCluster > 1) {
+          tma_load_multicast(dk + rank * kHalfTileKV, &tk, k_full(s), 64 * rank, head, key0, 0x3);
+        } else {
+          tma_load(dk, &tk, k_full(s), 0, head, key0);
+          tma_load(dk + kHalfTileKV, &tk, k_full(s), 64, head, key0);
+        }
         mbar_wait(v_empty(s), parity);
         mbar_expect_tx(v_full(s), 2 * kHalfTileKV);
-        tma_load(dv, &tv, v_full(s), 0, head, key0);
-        tma_load(dv + kHalfTileKV, &tv, v_full(s), 64, head, key0);
+        if constexpr (kCluster > 1) {
+          tma_load_multicast(dv + rank * kHalfTileKV, &tv, v_full(s), 64 * rank, head, key0, 0x3);
+        } else {
+          tma_load(dv, &tv, v_full(s), 0, head, key0);
+          tma_load(dv + kHalfTileKV, &tv, v_full(s), 64, head, key0);
+        }
       }
     }
+    // The peer may still write into this CTA's shared memory or arrive on its barriers.
+    if constexpr (kCluster > 1) cluster_sync();
     return;
   }
 
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
   const int c = wg - 1;  // consumer index: query rows c·64 .. c·64+63 of the tile
   const bool leader = threadIdx.x % 128 == 0;
+  // A consumed stage goes back to the producers of every CTA that writes into it.
+  auto release = [&](uint32_t bar) {
+    if (!leader) return;
+    mbar_arrive(bar);
+    if constexpr (kCluster > 1) mbar_arrive_remote(bar, rank ^ 1);
+  };
   const uint32_t q_rows = sq + c * 64 * 128;
 
   auto issue_qk = [&](float (&s)[kAcc], int stage) {
@@ -360,7 +415,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   your_turn(false);
   wgmma_wait<0>();
   fence_regs(s);
-  if (leader) mbar_arrive(k_empty(0));
+  release(k_empty(0));
   online_softmax<true>(s, st, scale_log2, valid_keys(0), corr);
   to_a_frags(s, p);
 
@@ -377,12 +432,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     your_turn(false);
     wgmma_wait<1>();  // Q·Kₙᵀ done; P·Vₙ₋₁ may still run
     fence_regs(s);
-    if (leader) mbar_arrive(k_empty(stage));
+    release(k_empty(stage));
     online_softmax<false>(s, st, scale_log2, valid_keys(n), corr);
     wgmma_wait<0>();
     fence_regs(o);
     fence_regs(p);
-    if (leader) mbar_arrive(v_empty(prev));
+    release(v_empty(prev));
     // Once the running maxima settle most tiles change none of a warp's; skipping the ×1 is exact.
     if (__any_sync(0xffffffff, corr[0] != 1.f || corr[1] != 1.f)) {
 #pragma unroll
@@ -405,7 +460,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     your_turn(true);
     wgmma_wait<0>();
     fence_regs(o);
-    if (leader) mbar_arrive(v_empty(last));
+    release(v_empty(last));
   }
 
   // O / l, rows past Lq dropped; a key range's O unnormalized, with its rows' (max, sum).
@@ -433,6 +488,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack_bf16(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
     }
   }
+  if constexpr (kCluster > 1) cluster_sync();
 #endif  // X2V_FA3_DEVICE
 }
 
@@ -492,12 +548,34 @@ inline bool make_map(CUtensorMap* map, const void* ptr, int L, int H, int box_ro
 
 constexpr int kBlockNDefault = 176;
 
-// The schedule for this problem on `sms` SMs: plan_schedule's, or (force_parts ≥ 1, for checks) every
-// unit in force_parts key ranges.
+// The schedule for this problem (schedule_attention with this kernel's tiles).
 template <int kBlockN = kBlockNDefault>
-inline Schedule make_schedule(int Lq, int Lk, int H, int sms, int force_parts = 0) {
-  const int64_t units = int64_t((Lq + kBlockM - 1) / kBlockM) * H;
-  return force_parts > 0 ? schedule_all(units, force_parts) : plan_schedule(units, (Lk + kBlockN - 1) / kBlockN, sms);
+inline Schedule make_schedule(int Lq, int Lk, int H, int slots, int force_parts = 0, bool pairs = false) {
+  return schedule_attention(Lq, Lk, H, kBlockM, kBlockN, slots, force_parts, pairs);
+}
+
+// CTAs of the paired whole-unit kernel resident at once on this device (two per cluster that fits), or
+// 0 where clusters of two cannot run it.
+template <int kBlockN = kBlockNDefault>
+inline int pair_slots() {
+  static const int n = [] {
+    if (cudaFuncSetAttribute(attention_fwd<kBlockN, false, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             Tiles<kBlockN>::kSmemBytes) != cudaSuccess)
+      return 0;
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 2, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(2), cfg.blockDim = dim3(kThreads), cfg.dynamicSmemBytes = Tiles<kBlockN>::kSmemBytes;
+    cfg.attrs = &attr, cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, attention_fwd<kBlockN, false, 2>, &cfg) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return 2 * clusters;
+  }();
+  return n;
 }
 // Bytes of the partial results a schedule needs (part_o, then part_ml).
 inline size_t partial_bytes(const Schedule& s) {
@@ -513,9 +591,12 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
   if (Lq < 1 || Lk < 1 || H < 1) return "empty";
   if ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k) | reinterpret_cast<uintptr_t>(v)) & 15)
     return "q, k and v must be 16-byte aligned";
-  const int n_qtiles = (Lq + kBlockM - 1) / kBlockM;
-  if (sched.units != int64_t(n_qtiles) * H || sched.whole < 0 || sched.whole > sched.units || sched.parts < 1)
+  const int64_t min_qtiles = (Lq + kBlockM - 1) / kBlockM;
+  if (sched.qtiles < min_qtiles || sched.qtiles > min_qtiles + 1 || sched.units != sched.qtiles * H ||
+      sched.whole < 0 || sched.whole > sched.units || sched.parts < 1 || (sched.cluster != 1 && sched.cluster != 2) ||
+      sched.whole % sched.cluster != 0 || (sched.cluster == 2 && sched.qtiles % 2 != 0))
     return "the schedule does not match the problem";
+  const int n_qtiles = static_cast<int>(sched.qtiles);
   if (sched.ctas() > INT32_MAX) return "more query tiles than the kernel's 32-bit indexing";
   if (sched.split_units() > 0 && (sched.parts > (Lk + kBlockN - 1) / kBlockN || !partial))
     return "a split schedule needs at least one key tile per part, and partial storage";
@@ -524,21 +605,35 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
   if (!make_map(&tq, q, Lq, H, kBlockM) || !make_map(&tk, k, Lk, H, kBlockN) || !make_map(&tv, v, Lk, H, kBlockN))
     return "cuTensorMapEncodeTiled refused the shape";
   static const bool attr_ok =
-      cudaFuncSetAttribute(attention_fwd<kBlockN, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      cudaFuncSetAttribute(attention_fwd<kBlockN, false, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            Tiles<kBlockN>::kSmemBytes) == cudaSuccess &&
-      cudaFuncSetAttribute(attention_fwd<kBlockN, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      cudaFuncSetAttribute(attention_fwd<kBlockN, false, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           Tiles<kBlockN>::kSmemBytes) == cudaSuccess &&
+      cudaFuncSetAttribute(attention_fwd<kBlockN, true, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            Tiles<kBlockN>::kSmemBytes) == cudaSuccess;
   if (!attr_ok) return "the device does not grant the shared memory the kernel needs";
   const float scale_log2 = scale * 1.4426950408889634f;
   const int whole = static_cast<int>(sched.whole), parts = sched.parts;
-  if (whole > 0)
-    attention_fwd<kBlockN, false><<<static_cast<unsigned>(whole), kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
+  if (whole > 0 && sched.cluster == 2) {
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 2, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(static_cast<unsigned>(whole)), cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = Tiles<kBlockN>::kSmemBytes, cfg.stream = stream;
+    cfg.attrs = &attr, cfg.numAttrs = 1;
+    if (cudaLaunchKernelEx(&cfg, attention_fwd<kBlockN, false, 2>, tq, tk, tv, out, static_cast<float*>(nullptr),
+                           static_cast<float2*>(nullptr), Lq, Lk, H, n_qtiles, whole, parts, scale_log2) != cudaSuccess)
+      return "the paired (cluster) launch failed";
+  } else if (whole > 0) {
+    attention_fwd<kBlockN, false, 1><<<static_cast<unsigned>(whole), kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
         tq, tk, tv, out, nullptr, nullptr, Lq, Lk, H, n_qtiles, whole, parts, scale_log2);
+  }
   if (sched.split_units() > 0) {
     float* part_o = static_cast<float*>(partial);
     float2* part_ml = reinterpret_cast<float2*>(part_o + sched.split_units() * parts * kBlockM * kHeadDim);
     const auto pieces = static_cast<unsigned>(sched.split_units() * parts);
-    attention_fwd<kBlockN, true><<<pieces, kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
+    attention_fwd<kBlockN, true, 1><<<pieces, kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
         tq, tk, tv, out, part_o, part_ml, Lq, Lk, H, n_qtiles, whole, parts, scale_log2);
     combine_parts<<<dim3(static_cast<unsigned>(sched.split_units()), kBlockM / 4), 128, 0, stream>>>(
         part_o, part_ml, out, Lq, H, n_qtiles, whole, parts);

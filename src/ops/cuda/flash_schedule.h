@@ -27,6 +27,11 @@ struct Schedule {
   int64_t units = 0;  // query tiles × heads
   int64_t whole = 0;  // units 0 .. whole-1 run whole, one CTA each
   int parts = 1;      // key ranges of each of the remaining units
+  // Set by the kernel's make_schedule: query tiles per head (units = qtiles × heads), and CTAs per
+  // cluster for the whole units (2: pairs of one head that share their K/V loads).
+  int64_t qtiles = 0;
+  int cluster = 1;
+  int slots = 0;  // CTAs resident at once, as planned for
   int64_t split_units() const { return units - whole; }
   int64_t ctas() const { return whole + split_units() * parts; }
 };
@@ -57,6 +62,24 @@ inline Schedule plan_schedule(int64_t units, int64_t key_tiles, int sms) {
       }
     }
   return best;
+}
+
+// The whole plan for Lq queries × Lk keys over H heads, in query tiles of block_m rows and key tiles of
+// block_n: plan_schedule's split (or, force_parts ≥ 1, every unit in that many key ranges) on `slots`
+// resident CTAs. pairs: the whole units run in clusters of two CTAs, query tiles 2i and 2i + 1 of one
+// head, so each head's tile count is padded to even (a padding tile computes on zero queries and
+// stores nothing) and the whole units are an even number (else no pairs).
+inline Schedule schedule_attention(int64_t Lq, int64_t Lk, int64_t H, int block_m, int block_n, int slots,
+                                   int force_parts, bool pairs) {
+  int64_t qtiles = (Lq + block_m - 1) / block_m;
+  if (pairs) qtiles += qtiles % 2;
+  const int64_t units = qtiles * H;
+  Schedule s = force_parts > 0 ? schedule_all(units, force_parts)
+                               : plan_schedule(units, (Lk + block_n - 1) / block_n, slots);
+  s.qtiles = qtiles;
+  s.cluster = pairs && s.whole % 2 == 0 ? 2 : 1;
+  s.slots = slots;
+  return s;
 }
 
 }  // namespace x2v::ops::cuda::fa3
