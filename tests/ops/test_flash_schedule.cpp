@@ -45,14 +45,18 @@ TEST(FlashSchedule, KeyRangesPartitionEveryRow) {
 }
 
 TEST(FlashSchedule, Wan13bAt480pSplitsItsLastRound) {
-  // 12 heads × 256 query tiles over 187 key tiles on 132 SMs: 23 full rounds and 36 CTAs left over.
-  const Schedule s = plan_schedule(12 * 256, 187, 132);
+  // 12 heads × 256 query tiles of 32 760 rows, over 171 key tiles of 192, on 132 SMs: 23 full rounds
+  // and 36 CTAs left over.
+  const int64_t key_tiles = (32760 + kKeyTile - 1) / kKeyTile;
+  ASSERT_EQ(key_tiles, 171);
+  const Schedule s = plan_schedule(12 * 256, key_tiles, 132);
   EXPECT_EQ(s.units, 3072);
   EXPECT_EQ(s.whole, 23 * 132);
   EXPECT_GE(s.parts, 3);
   EXPECT_EQ(s.ctas(), 23 * 132 + 36 * s.parts);
-  const double whole = simulate(schedule_all(s.units, 1), 187, 132, 2.0), split = simulate(s, 187, 132, 2.0);
-  EXPECT_LT(split, whole - 0.6 * 189);  // about two thirds of a round saved
+  const double whole = simulate(schedule_all(s.units, 1), key_tiles, 132, 2.0),
+               split = simulate(s, key_tiles, 132, 2.0);
+  EXPECT_LT(split, whole - 0.6 * double(key_tiles + 2));  // about two thirds of a round saved
 }
 
 TEST(FlashSchedule, NeverWorseThanRunningEveryUnitWhole) {
@@ -82,14 +86,14 @@ TEST(FlashSchedule, FullRoundsAndShortRowsAreLeftWhole) {
 }
 
 TEST(FlashSchedule, PairsCoverEveryQueryTileOfOneHead) {
-  // 32 760 rows are 256 tiles of 128 (even); 75 600 are 591 (odd: padded to 592); 300 are 3 (padded to 4).
+  // 32 760 rows are 256 query tiles (even); 75 600 are 591 (odd: padded to 592); 300 are 3 (padded to 4).
   for (int64_t Lq : {int64_t(1), int64_t(300), int64_t(32760), int64_t(75600)})
     for (int64_t H : {int64_t(1), int64_t(12), int64_t(40)}) {
-      const int64_t tiles = (Lq + 127) / 128;
-      const Schedule single = schedule_attention(Lq, Lq, H, 128, 176, 132, 0, false);
+      const int64_t tiles = (Lq + kQueryTile - 1) / kQueryTile;
+      const Schedule single = schedule_attention(Lq, Lq, H, kQueryTile, kKeyTile, 132, 0, false);
       EXPECT_EQ(single.qtiles, tiles);
       EXPECT_EQ(single.cluster, 1);
-      const Schedule s = schedule_attention(Lq, Lq, H, 128, 176, 132, 0, true);
+      const Schedule s = schedule_attention(Lq, Lq, H, kQueryTile, kKeyTile, 132, 0, true);
       EXPECT_EQ(s.qtiles, tiles + tiles % 2);
       EXPECT_EQ(s.units, s.qtiles * H);
       EXPECT_EQ(s.slots, 132);
@@ -99,7 +103,7 @@ TEST(FlashSchedule, PairsCoverEveryQueryTileOfOneHead) {
       EXPECT_TRUE(s.cluster == 2 || s.whole % 2 == 1) << "pairs are dropped only for an odd count of whole units";
     }
   // Checks that split every unit leave no whole units, so the pairs cost nothing there.
-  const Schedule forced = schedule_attention(300, 700, 2, 128, 176, 132, 3, true);
+  const Schedule forced = schedule_attention(300, 700, 2, kQueryTile, kKeyTile, 132, 3, true);
   EXPECT_EQ(forced.whole, 0);
   EXPECT_EQ(forced.ctas(), 4 * 2 * 3);
 }

@@ -7,7 +7,7 @@
 //   - inside each consumer the next tile's Q·Kᵀ is issued before the previous tile's P·V has finished,
 //     and the two consumers take turns at the tensor cores (pingpong), so one's softmax runs under the
 //     other's GEMMs.
-// On the H100: 655 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel: 588), docs/performance.md.
+// On the H100: 675 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel: 568-595), docs/performance.md.
 // The file has no dependency on the rest of the backend (raw pointers and a stream), so the kernel
 // can be built and checked on its own; flash_attention.cu wraps it for tensors.
 #pragma once
@@ -24,7 +24,7 @@
 namespace x2v::ops::cuda::fa3 {
 
 constexpr int kHeadDim = 128;
-constexpr int kBlockM = 128;  // query rows per CTA: two consumer warpgroups of 64
+constexpr int kBlockM = kQueryTile;  // query rows per CTA: two consumer warpgroups of 64
 constexpr int kStages = 2;
 constexpr int kConsumers = 2;
 constexpr int kThreads = 128 * (1 + kConsumers);
@@ -34,9 +34,10 @@ constexpr int kThreads = 128 * (1 + kConsumers);
 constexpr int kHalfTileQ = kBlockM * 64 * 2;
 constexpr int kSmemQ = 2 * kHalfTileQ;
 
-// kBlockN keys per pipeline stage: the N of the Q·Kᵀ wgmma, 128 or 176 (FlashAttention-3's choice for
-// head dim 128; on the H100 it measured 638 TFLOP/s against 631 for 128 at 32 760 tokens, 641 against
-// 614 at 75 600).
+// kBlockN keys per pipeline stage, the N of the Q·Kᵀ wgmma: 192 (kKeyTile), the widest whose
+// two-stage K/V ring fits in shared memory beside Q (225 KB of 227). On the H100, with paired CTAs,
+// 192 ran at 675-678 TFLOP/s against 664-665 for FlashAttention-3's 176 at 32 760 tokens and
+// 657-660 against 645-646 at 75 600 (run 60); 176 had beaten 128 before (docs/performance.md).
 template <int kBlockN>
 struct Tiles {
   static constexpr int kHalfTileKV = kBlockN * 64 * 2;
@@ -149,31 +150,25 @@ __device__ __forceinline__ void fence_regs(uint32_t (&d)[N]) {
 #define X2V_ACC64(d)                                                                                         \
   X2V_ACC8(d, 0), X2V_ACC8(d, 8), X2V_ACC8(d, 16), X2V_ACC8(d, 24), X2V_ACC8(d, 32), X2V_ACC8(d, 40), \
       X2V_ACC8(d, 48), X2V_ACC8(d, 56)
-#define X2V_ACC88(d) X2V_ACC64(d), X2V_ACC8(d, 64), X2V_ACC8(d, 72), X2V_ACC8(d, 80)
-#define X2V_REGS88                                                                                          \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
-  "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "  \
-  "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, "  \
-  "%65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, "  \
-  "%86, %87}"
+#define X2V_ACC96(d) \
+  X2V_ACC64(d), X2V_ACC8(d, 64), X2V_ACC8(d, 72), X2V_ACC8(d, 80), X2V_ACC8(d, 88)
+#define X2V_REGS96 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+  "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, " \
+  "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+  "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, " \
+  "%85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}"
 #define X2V_REGS64                                                                                          \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
   "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "  \
   "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
-// d (+)= A·B for a 64×N×16 step (N = 2·size of d), A and B from shared memory, both K-major.
-__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
+// d (+)= A·B for a 64×192×16 step, A and B from shared memory, both K-major.
+__device__ __forceinline__ void wgmma_ss(float (&d)[96], uint64_t da, uint64_t db, int accumulate) {
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " X2V_REGS64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : X2V_ACC64(d)
-      : "l"(da), "l"(db), "r"(accumulate));
-}
-__device__ __forceinline__ void wgmma_ss(float (&d)[88], uint64_t da, uint64_t db, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n176k16.f32.bf16.bf16 " X2V_REGS88 ", %88, %89, p, 1, 1, 0, 0;\n}\n"
-      : X2V_ACC88(d)
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 " X2V_REGS96 ", %96, %97, p, 1, 1, 0, 0;\n}\n"
+      : X2V_ACC96(d)
       : "l"(da), "l"(db), "r"(accumulate));
 }
 
@@ -190,8 +185,8 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[64], uint32_t a0, uint32_t a
 #undef X2V_ACC8
 #undef X2V_ACC64
 #undef X2V_REGS64
-#undef X2V_ACC88
-#undef X2V_REGS88
+#undef X2V_ACC96
+#undef X2V_REGS96
 
 // Pingpong between the two consumer warpgroups (named barriers 1 and 2, 256 threads each): a
 // warpgroup issues its GEMMs only when the other has issued its own, so one's softmax runs while the
@@ -546,7 +541,7 @@ inline bool make_map(CUtensorMap* map, const void* ptr, int L, int H, int box_ro
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-constexpr int kBlockNDefault = 176;
+constexpr int kBlockNDefault = kKeyTile;
 
 // The schedule for this problem (schedule_attention with this kernel's tiles).
 template <int kBlockN = kBlockNDefault>

@@ -18,6 +18,10 @@
 
 namespace x2v::ops::cuda::fa3 {
 
+// The flash kernel's tiles: 128 query rows per CTA, kKeyTile keys per pipeline stage.
+constexpr int kQueryTile = 128;
+constexpr int kKeyTile = 192;
+
 // The first of the key tiles 0 .. n_tiles-1 that part p of `parts` runs; part p ends where p + 1 begins.
 X2V_FA3_HD inline int range_begin(int n_tiles, int p, int parts) {
   return static_cast<int>(int64_t(n_tiles) * p / parts);
