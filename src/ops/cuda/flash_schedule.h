@@ -31,8 +31,8 @@ struct Schedule {
   int64_t units = 0;  // query tiles × heads
   int64_t whole = 0;  // units 0 .. whole-1 run whole, one CTA each
   int parts = 1;      // key ranges of each of the remaining units
-  // Set by the kernel's make_schedule: query tiles per head (units = qtiles × heads), and CTAs per
-  // cluster for the whole units (2: pairs of one head that share their K/V loads).
+  // Set by schedule_attention: query tiles per head (units = qtiles × heads), and CTAs per cluster
+  // for the whole units (2: pairs of one head that share their K/V loads).
   int64_t qtiles = 0;
   int cluster = 1;
   int slots = 0;  // CTAs resident at once, as planned for
