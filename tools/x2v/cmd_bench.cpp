@@ -82,18 +82,16 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-double g_sustain_s = 0;
-
-// Median milliseconds of `f` over `reps` runs after one warm-up. With --sustain S, the warm-up repeats
-// `f` for S seconds first: an H100 holds its boost clock for the first tens of milliseconds of load
+// Median milliseconds of `f` over `reps` runs after one warm-up. With --sustain S (sustain_s), the
+// warm-up repeats `f` for S seconds first: an H100 holds its boost clock for the first tens of milliseconds of load
 // and then settles at its power limit (700 W, about 1.5 GHz for the DiT's GEMMs and attention), so
 // short kernels timed cold read faster than they run inside a whole forward.
-double time_ms(int reps, const std::function<void()>& f) {
+double time_ms(int reps, double sustain_s, const std::function<void()>& f) {
   cuda::Timer t;
   f();
   cuda::synchronize();
   for (auto t0 = std::chrono::steady_clock::now();
-       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < g_sustain_s;) {
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < sustain_s;) {
     f();
     cuda::synchronize();
   }
@@ -132,7 +130,7 @@ void bench_gemm(const BenchOptions& o) {
       if (variant == 2 && std::string(g.name).find("ffn_up") == std::string::npos) continue;
       const Act act = variant == 2 ? Act::GeluTanh : Act::None;
       const bool bias = variant >= 1;
-      double ms = time_ms(o.reps + 2, [&] { oc::linear(x, w, bias ? b : Tensor(), act, DType::BF16); });
+      double ms = time_ms(o.reps + 2, o.sustain, [&] { oc::linear(x, w, bias ? b : Tensor(), act, DType::BF16); });
       const double tf = 2.0 * g.M * g.K * g.N / (ms * 1e-3) / 1e12;
       std::string nm = std::string(g.name) + (variant == 1 ? " +bias" : variant == 2 ? " +bias+gelu" : "");
       std::fprintf(stderr, "gemm  %-32s M%-6lld K%-6lld N%-6lld %8.3f ms %6.0f TFLOP/s\n", nm.c_str(),
@@ -185,7 +183,7 @@ void bench_attn(const BenchOptions& o) {
       if (im.slow && !a.own) continue;
       double ms;
       try {
-        ms = time_ms(im.slow ? 1 : o.reps + 2, im.run);
+        ms = time_ms(im.slow ? 1 : o.reps + 2, o.sustain, im.run);
       } catch (const Error& e) {
         std::fprintf(stderr, "attn  %-20s %s: %s\n", a.name, im.name, e.what());
         emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"error", e.what()}});
@@ -299,9 +297,9 @@ void bench_dit(const BenchOptions& o) {
         const auto ctx = model.embed_context(text), ctx_neg = model.embed_context(text_neg);
         out = model.forward(lat, Tensor(), t, ctx);  // warm: plans made, the cache filled
         const size_t mallocs = cuda::mem_stats().cudamalloc_calls;
-        fwd = time_ms(o.reps, [&] { out = model.forward(lat, Tensor(), t, ctx); });
+        fwd = time_ms(o.reps, o.sustain, [&] { out = model.forward(lat, Tensor(), t, ctx); });
         steady_mallocs = cuda::mem_stats().cudamalloc_calls - mallocs;
-        cfg_ms = time_ms(std::max(1, o.reps - 1), [&] {
+        cfg_ms = time_ms(std::max(1, o.reps - 1), o.sustain, [&] {
           Tensor c = model.forward(lat, Tensor(), t, ctx), u = model.forward(lat, Tensor(), t, ctx_neg);
           out = ops::axpby(u, 1.f - 5.f, c, 5.f);
         });
@@ -361,7 +359,7 @@ void bench_vae(const BenchOptions& o) {
         cuda::synchronize();
         cuda::empty_cache();
         cuda::reset_peak();
-        ms = time_ms(std::max(1, o.reps - 1), [&] {
+        ms = time_ms(std::max(1, o.reps - 1), o.sustain, [&] {
           out = Tensor();  // the previous result is not part of the next run's peak
           out = dec ? vae.decode(in) : vae.encode(in);
         });
@@ -408,7 +406,7 @@ void bench_t5(const BenchOptions& o) {
   cuda::reset_peak();
   double ms;
   try {
-    ms = time_ms(o.reps + 2, [&] { out = t5.forward(tid, tmask); });
+    ms = time_ms(o.reps + 2, o.sustain, [&] { out = t5.forward(tid, tmask); });
   } catch (const Error& e) {
     std::fprintf(stderr, "t5    %s\n", e.what());
     emit({{"bench", "t5"}, {"error", e.what()}});
@@ -440,7 +438,7 @@ void bench_conv(const BenchOptions& o) {
       Tensor b = rnd({c.O}, DType::F32, 7, 0.1f);
       double ms;
       try {
-        ms = time_ms(o.reps, [&] { oc::conv3d(x, w, b, {1, 1, 1}, {2, 0, 1, 1, 1, 1}); });
+        ms = time_ms(o.reps, o.sustain, [&] { oc::conv3d(x, w, b, {1, 1, 1}, {2, 0, 1, 1, 1, 1}); });
       } catch (const Error& e) {
         std::fprintf(stderr, "conv  %-20s %s: %s\n", c.name, dtype_name(dt), e.what());
         emit({{"bench", "conv3d"}, {"name", c.name}, {"dtype", dtype_name(dt)}, {"error", e.what()}});
@@ -466,7 +464,6 @@ int run_bench(const BenchOptions& o) {
   std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  g_sustain_s = o.sustain;
   emit({{"bench", "start"}, {"date", date}, {"what", o.what}, {"reps", o.reps}, {"sustain_s", o.sustain}});
   if (has(o.what, "gemm")) bench_gemm(o);
   if (has(o.what, "attn")) bench_attn(o);
