@@ -32,8 +32,8 @@ bool sm90a_available() {
 
 fa3::Schedule flash_plan(int64_t Lq, int64_t Lk, int64_t H, const FlashOptions& opt) {
   const int pair_slots = opt.pairs && sm90a_available() ? fa3::pair_slots() : 0;
-  return fa3::make_schedule(static_cast<int>(Lq), static_cast<int>(Lk), static_cast<int>(H),
-                            pair_slots > 0 ? pair_slots : x2v::cuda::sm_count(), opt.force_parts, pair_slots > 0);
+  return fa3::schedule_attention(Lq, Lk, H, fa3::kQueryTile, fa3::kKeyTile,
+                                 pair_slots > 0 ? pair_slots : x2v::cuda::sm_count(), opt.force_parts, pair_slots > 0);
 }
 
 bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,

@@ -9,7 +9,8 @@
 //     other's GEMMs;
 //   - CTAs run in clusters of two, consecutive query tiles of one head, that share their K/V loads
 //     through TMA multicast.
-// On the H100: 675 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel: 568-595), docs/performance.md.
+// On the H100: 659-678 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel in the same runs:
+// 561-568), docs/performance.md.
 // The file has no dependency on the rest of the backend (raw pointers and a stream), so the kernel
 // can be built and checked on its own; flash_attention.cu wraps it for tensors.
 #pragma once
@@ -544,14 +545,6 @@ inline bool make_map(CUtensorMap* map, const void* ptr, int L, int H, int box_ro
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-constexpr int kBlockNDefault = kKeyTile;
-
-// The schedule for this problem (schedule_attention with this kernel's tiles).
-template <int kBlockN = kBlockNDefault>
-inline Schedule make_schedule(int Lq, int Lk, int H, int slots, int force_parts = 0, bool pairs = false) {
-  return schedule_attention(Lq, Lk, H, kBlockM, kBlockN, slots, force_parts, pairs);
-}
-
 // The launch of `ctas` CTAs of the paired whole-unit kernel, in clusters of two; `attr` holds the
 // cluster shape the config points to.
 template <int kBlockN>
@@ -566,7 +559,7 @@ inline cudaLaunchConfig_t pair_launch(unsigned ctas, cudaStream_t stream, cudaLa
 
 // CTAs of the paired whole-unit kernel resident at once on this device (two per cluster that fits), or
 // 0 where clusters of two cannot run it.
-template <int kBlockN = kBlockNDefault>
+template <int kBlockN = kKeyTile>
 inline int pair_slots() {
   static const int n = [] {
     if (cudaFuncSetAttribute(attention_fwd<kBlockN, false, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -590,7 +583,7 @@ inline size_t partial_bytes(const Schedule& s) {
 
 // out = softmax(scale · q·kᵀ)·v per head; q [Lq, H, 128], k/v [Lk, H, 128], out [Lq, H, 128], all bf16;
 // `partial` holds partial_bytes(sched) (may be null when that is 0).
-template <int kBlockN = kBlockNDefault>
+template <int kBlockN = kKeyTile>
 inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                              __nv_bfloat16* out, int Lq, int Lk, int H, float scale, const Schedule& sched,
                              void* partial, cudaStream_t stream) {
