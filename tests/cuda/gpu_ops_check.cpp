@@ -251,6 +251,11 @@ void check_attention() {
                                    // of its tiles), and enough keys for the automatic choice to take it.
                                    {1, 1, 1, 128, false, false},     {300, 77, 2, 128, false, false},
                                    {129, 4100, 3, 128, false, false},
+                                   // More query tiles than CTAs resident at once (280 and 288 on 132
+                                   // SMs), so that each persistent CTA runs two or three in turn: with
+                                   // one key tile per row, and with three (an odd count, so the K/V
+                                   // ring's stages and phases carry over unevenly between them).
+                                   {2560, 77, 14, 128, false, false}, {2900, 500, 12, 128, false, false},
                                    // CLIP: the fixture (head dim 20, not cuDNN's, so the two-GEMM
                                    // path without bias or mask), the same at ViT-H's default of 16
                                    // heads (head dim 5), and ViT-H/14 itself (257 tokens, head dim 80).

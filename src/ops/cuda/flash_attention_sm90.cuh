@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -46,7 +47,7 @@ struct Tiles {
   static constexpr int kHalfTileKV = kBlockN * 64 * 2;
   static constexpr int kSmemK = kStages * 2 * kHalfTileKV;
   static constexpr int kSmemV = kStages * 2 * kHalfTileKV;
-  static constexpr int kSmemBarriers = 8 * (1 + 4 * kStages);
+  static constexpr int kSmemBarriers = 8 * (2 + 4 * kStages);
   // +1024: the dynamic shared memory base is rounded up to the 1024-byte swizzle period.
   static constexpr int kSmemBytes = kSmemQ + kSmemK + kSmemV + kSmemBarriers + 1024;
   static constexpr int kAcc = kBlockN / 2;  // S accumulators per thread
@@ -267,18 +268,24 @@ __device__ __forceinline__ void to_a_frags(const float (&s)[kAcc], uint32_t (&p)
 // q/k/v as 3-d tensor maps over [L, H, 128]; boxes of 64 head-dim columns × 1 head × 128 query rows
 // (Q) or kBlockN key rows (K, V). Rows past L load as zeros: the last key tile is masked, and output
 // rows past Lq are not stored.
-// kSplit = false: CTA b runs unit b (query tile b % n_qtiles of head b / n_qtiles) over all keys and
-// writes out. kSplit = true: CTA b runs key range b % parts of unit whole + b / parts and leaves the
-// range's unnormalized O and each row's (max, sum) in part_o / part_ml for combine_parts
-// (flash_schedule.h). Two instantiations, so that the whole-unit kernel carries none of the split's
-// bookkeeping through its main loop.
-// kCluster = 2 (launched in clusters of two CTAs, units 2i and 2i + 1 of one head and key range): each
-// CTA loads one head-dim half of every K and V tile and multicasts it into both CTAs' shared memory,
-// so the pair reads K and V from L2 once instead of twice. A stage is refilled only when the consumers
-// of both CTAs have released it. Every CTA streams its head's whole K and V (16.8 MB at 32 760 keys,
-// about 5 TB/s from L2 across the chip in the 14B's self-attention), and at the card's power limit
-// that traffic costs time: a test kernel that skipped every other tile's loads ran 5 % faster, and
-// the pairs ran at 670 TFLOP/s against 618 for CTAs alone (run 55).
+// kSplit = false: persistent CTAs; CTA b runs units b, b + gridDim, b + 2·gridDim, ... below `whole`
+// (unit u: query tile u % n_qtiles of head u / n_qtiles), each over all keys, and writes out. The
+// producer loads the next unit's Q as soon as both consumers have issued their last Q·Kᵀ of the
+// current one, and its first K/V tiles as the ring frees, so the unit boundary costs no pipeline
+// fill and no CTA start: against one CTA per unit, −0.2 % kernel time under ncu (14B and 1.3B) and
+// 674–684 against 669–670 TFLOP/s free-running (14B 480p, run 63).
+// kSplit = true: CTA b runs key range b % parts of unit whole + b / parts and leaves the range's
+// unnormalized O and each row's (max, sum) in part_o / part_ml for combine_parts (flash_schedule.h).
+// Two instantiations, so that the whole-unit kernel carries none of the split's bookkeeping through
+// its main loop.
+// kCluster = 2 (launched in clusters of two CTAs, with an even grid, so that a pair always runs units
+// 2i and 2i + 1 of one head): each CTA loads one head-dim half of every K and V tile and multicasts
+// it into both CTAs' shared memory, so the pair reads K and V from L2 once instead of twice. A stage
+// is refilled only when the consumers of both CTAs have released it. Every CTA streams its head's
+// whole K and V (16.8 MB at 32 760 keys, about 5 TB/s from L2 across the chip in the 14B's
+// self-attention), and at the card's power limit that traffic costs time: a test kernel that skipped
+// every other tile's loads ran 5 % faster, and the pairs ran at 670 TFLOP/s against 618 for CTAs
+// alone (run 55).
 template <int kBlockN, bool kSplit, int kCluster>
 __global__ void __launch_bounds__(kThreads, 1)
     attention_fwd(const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap tk,
@@ -292,15 +299,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ uint8_t smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023) & ~1023u;
   const uint32_t sq = base, sk = sq + kSmemQ, sv = sk + T::kSmemK, bars = sv + T::kSmemV;
-  const uint32_t q_full = bars;
-  auto k_full = [&](int s) { return bars + 8 * (1 + s); };
-  auto k_empty = [&](int s) { return bars + 8 * (1 + kStages + s); };
-  auto v_full = [&](int s) { return bars + 8 * (1 + 2 * kStages + s); };
-  auto v_empty = [&](int s) { return bars + 8 * (1 + 3 * kStages + s); };
+  const uint32_t q_full = bars, q_empty = bars + 8;
+  auto k_full = [&](int s) { return bars + 8 * (2 + s); };
+  auto k_empty = [&](int s) { return bars + 8 * (2 + kStages + s); };
+  auto v_full = [&](int s) { return bars + 8 * (2 + 2 * kStages + s); };
+  auto v_empty = [&](int s) { return bars + 8 * (2 + 3 * kStages + s); };
 
-  const int unit = kSplit ? whole + static_cast<int>(blockIdx.x) / parts : static_cast<int>(blockIdx.x);
-  const int head = unit / n_qtiles, m0 = (unit % n_qtiles) * kBlockM;
-  // This CTA's key tiles nb0 .. nb0 + n_blocks - 1 of the row's n_all.
+  // The i-th unit of this CTA, or -1 past its last.
+  auto unit_of = [&](int i) -> int {
+    if constexpr (kSplit) return i == 0 ? whole + static_cast<int>(blockIdx.x) / parts : -1;
+    const int64_t u = blockIdx.x + int64_t(i) * gridDim.x;
+    return u < whole ? static_cast<int>(u) : -1;
+  };
+  // Its key tiles nb0 .. nb0 + n_blocks - 1 of the row's n_all (all of them for a whole unit).
   const int n_all = (Lk + kBlockN - 1) / kBlockN;
   const int part = kSplit ? static_cast<int>(blockIdx.x) % parts : 0;
   const int nb0 = kSplit ? range_begin(n_all, part, parts) : 0;
@@ -311,6 +322,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t rank = kCluster > 1 ? cluster_rank() : 0;
   if (threadIdx.x == 0) {
     mbar_init(q_full, 1);
+    mbar_init(q_empty, kConsumers);
     for (int s = 0; s < kStages; ++s) {
       mbar_init(k_full(s), 1);
       mbar_init(v_full(s), 1);
@@ -327,30 +339,37 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Producer: one thread issues every copy; the warpgroup gives its registers to the consumers.
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
     if (threadIdx.x == 0) {
-      mbar_expect_tx(q_full, kSmemQ);
-      tma_load(sq, &tq, q_full, 0, head, m0);
-      tma_load(sq + kHalfTileQ, &tq, q_full, 64, head, m0);
-      for (int n = 0; n < n_blocks; ++n) {
-        const int s = n % kStages;
-        const uint32_t parity = ((n / kStages) & 1) ^ 1;  // a fresh barrier counts as released
-        const uint32_t dk = sk + s * 2 * kHalfTileKV, dv = sv + s * 2 * kHalfTileKV;
-        const int key0 = (nb0 + n) * kBlockN;
-        // Both halves land here; with a pair, this CTA loads half `rank` for both CTAs.
-        mbar_wait(k_empty(s), parity);
-        mbar_expect_tx(k_full(s), 2 * kHalfTileKV);
-        if constexpr (kCluster > 1) {
-          tma_load_multicast(dk + rank * kHalfTileKV, &tk, k_full(s), 64 * rank, head, key0, 0x3);
-        } else {
-          tma_load(dk, &tk, k_full(s), 0, head, key0);
-          tma_load(dk + kHalfTileKV, &tk, k_full(s), 64, head, key0);
-        }
-        mbar_wait(v_empty(s), parity);
-        mbar_expect_tx(v_full(s), 2 * kHalfTileKV);
-        if constexpr (kCluster > 1) {
-          tma_load_multicast(dv + rank * kHalfTileKV, &tv, v_full(s), 64 * rank, head, key0, 0x3);
-        } else {
-          tma_load(dv, &tv, v_full(s), 0, head, key0);
-          tma_load(dv + kHalfTileKV, &tv, v_full(s), 64, head, key0);
+      int g = 0;  // K/V tiles loaded so far, over all units: stage g % kStages, its (g / kStages)-th use
+      for (int i = 0;; ++i) {
+        const int unit = unit_of(i);
+        if (unit < 0) break;
+        const int head = unit / n_qtiles, m0 = (unit % n_qtiles) * kBlockM;
+        mbar_wait(q_empty, (i & 1) ^ 1);  // a fresh barrier counts as released
+        mbar_expect_tx(q_full, kSmemQ);
+        tma_load(sq, &tq, q_full, 0, head, m0);
+        tma_load(sq + kHalfTileQ, &tq, q_full, 64, head, m0);
+        for (int n = 0; n < n_blocks; ++n, ++g) {
+          const int s = g % kStages;
+          const uint32_t parity = ((g / kStages) & 1) ^ 1;
+          const uint32_t dk = sk + s * 2 * kHalfTileKV, dv = sv + s * 2 * kHalfTileKV;
+          const int key0 = (nb0 + n) * kBlockN;
+          // Both halves land here; with a pair, this CTA loads half `rank` for both CTAs.
+          mbar_wait(k_empty(s), parity);
+          mbar_expect_tx(k_full(s), 2 * kHalfTileKV);
+          if constexpr (kCluster > 1) {
+            tma_load_multicast(dk + rank * kHalfTileKV, &tk, k_full(s), 64 * rank, head, key0, 0x3);
+          } else {
+            tma_load(dk, &tk, k_full(s), 0, head, key0);
+            tma_load(dk + kHalfTileKV, &tk, k_full(s), 64, head, key0);
+          }
+          mbar_wait(v_empty(s), parity);
+          mbar_expect_tx(v_full(s), 2 * kHalfTileKV);
+          if constexpr (kCluster > 1) {
+            tma_load_multicast(dv + rank * kHalfTileKV, &tv, v_full(s), 64 * rank, head, key0, 0x3);
+          } else {
+            tma_load(dv, &tv, v_full(s), 0, head, key0);
+            tma_load(dv + kHalfTileKV, &tv, v_full(s), 64, head, key0);
+          }
         }
       }
     }
@@ -388,103 +407,114 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   auto valid_keys = [&](int n) { return nb0 + n == n_all - 1 ? Lk - (nb0 + n) * kBlockN : kBlockN; };
 
-  float o[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.f;
-  float s[kAcc];
-  uint32_t p[kAcc / 2];
-  RowState st;
-  float corr[2];
-
-  // Turns: n_blocks + 1 issue points per warpgroup; consumer 1 lets consumer 0 go first and skips
-  // its last hand-over, so every arrive meets a sync.
+  // Turns: n_blocks + 1 issue points per warpgroup and unit; consumer 1 lets consumer 0 go first and
+  // skips its very last hand-over, so every arrive meets a sync.
   auto my_turn = [&] { bar_sync(1 + c); };
   auto your_turn = [&](bool last) {
     if (!(last && c == 1)) bar_arrive(2 - c);
   };
   if (c == 1) bar_arrive(1);
 
-  mbar_wait(q_full, 0);
-  // Tile 0: Q·K₀ᵀ and its softmax; no P·V in flight yet.
-  mbar_wait(k_full(0), 0);
-  my_turn();
-  wgmma_fence();
-  issue_qk(s, 0);
-  wgmma_commit();
-  your_turn(false);
-  wgmma_wait<0>();
-  fence_regs(s);
-  release(k_empty(0));
-  online_softmax<true>(s, st, scale_log2, valid_keys(0), corr);
-  to_a_frags(s, p);
+  int g = 0;  // K/V tiles consumed so far, over all units (the producer's count)
+  for (int i = 0; unit_of(i) >= 0; ++i) {
+    auto stage_of = [&](int n) { return (g + n) % kStages; };
+    auto phase_of = [&](int n) { return static_cast<uint32_t>(((g + n) / kStages) & 1); };
 
-  for (int n = 1; n < n_blocks; ++n) {
-    const int stage = n % kStages, prev = (n - 1) % kStages;
-    mbar_wait(k_full(stage), (n / kStages) & 1);
-    mbar_wait(v_full(prev), ((n - 1) / kStages) & 1);
+    float o[64];
+#pragma unroll
+    for (int j = 0; j < 64; ++j) o[j] = 0.f;
+    float s[kAcc];
+    uint32_t p[kAcc / 2];
+    RowState st;
+    float corr[2];
+
+    mbar_wait(q_full, i & 1);
+    // Tile 0: Q·K₀ᵀ and its softmax; no P·V in flight yet.
+    mbar_wait(k_full(stage_of(0)), phase_of(0));
     my_turn();
     wgmma_fence();
-    issue_qk(s, stage);
-    wgmma_commit();
-    issue_pv(o, p, prev);
+    issue_qk(s, stage_of(0));
     wgmma_commit();
     your_turn(false);
-    wgmma_wait<1>();  // Q·Kₙᵀ done; P·Vₙ₋₁ may still run
+    wgmma_wait<0>();
     fence_regs(s);
-    release(k_empty(stage));
-    online_softmax<false>(s, st, scale_log2, valid_keys(n), corr);
-    wgmma_wait<0>();
-    fence_regs(o);
-    fence_regs(p);
-    release(v_empty(prev));
-    // Once the running maxima settle most tiles change none of a warp's; skipping the ×1 is exact.
-    if (__any_sync(0xffffffff, corr[0] != 1.f || corr[1] != 1.f)) {
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        o[4 * j] *= corr[0];
-        o[4 * j + 1] *= corr[0];
-        o[4 * j + 2] *= corr[1];
-        o[4 * j + 3] *= corr[1];
-      }
-    }
+    release(k_empty(stage_of(0)));
+    if (n_blocks == 1 && leader) mbar_arrive(q_empty);  // the unit's last use of Q
+    online_softmax<true>(s, st, scale_log2, valid_keys(0), corr);
     to_a_frags(s, p);
-  }
-  {
-    const int last = (n_blocks - 1) % kStages;
-    mbar_wait(v_full(last), ((n_blocks - 1) / kStages) & 1);
-    my_turn();
-    wgmma_fence();
-    issue_pv(o, p, last);
-    wgmma_commit();
-    your_turn(true);
-    wgmma_wait<0>();
-    fence_regs(o);
-    release(v_empty(last));
-  }
 
-  // O / l, rows past Lq dropped; a key range's O unnormalized, with its rows' (max, sum).
-  const int t = threadIdx.x % 128;
-  const int rl0 = c * 64 + 16 * (t / 32) + (t % 32) / 4;
-  const int col0 = 2 * (t % 4);
+    for (int n = 1; n < n_blocks; ++n) {
+      const int stage = stage_of(n), prev = stage_of(n - 1);
+      mbar_wait(k_full(stage), phase_of(n));
+      mbar_wait(v_full(prev), phase_of(n - 1));
+      my_turn();
+      wgmma_fence();
+      issue_qk(s, stage);
+      wgmma_commit();
+      issue_pv(o, p, prev);
+      wgmma_commit();
+      your_turn(false);
+      wgmma_wait<1>();  // Q·Kₙᵀ done; P·Vₙ₋₁ may still run
+      fence_regs(s);
+      release(k_empty(stage));
+      if (n == n_blocks - 1 && leader) mbar_arrive(q_empty);  // Q may take the next unit's rows
+      online_softmax<false>(s, st, scale_log2, valid_keys(n), corr);
+      wgmma_wait<0>();
+      fence_regs(o);
+      fence_regs(p);
+      release(v_empty(prev));
+      // Once the running maxima settle most tiles change none of a warp's; skipping the ×1 is exact.
+      if (__any_sync(0xffffffff, corr[0] != 1.f || corr[1] != 1.f)) {
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float l = st.l[h];
-    l += __shfl_xor_sync(0xffffffff, l, 1);
-    l += __shfl_xor_sync(0xffffffff, l, 2);
-    const int rl = rl0 + 8 * h;
-    if (m0 + rl >= Lq) continue;
-    if constexpr (kSplit) {
-      float* dst = part_o + (static_cast<int64_t>(blockIdx.x) * kBlockM + rl) * kHeadDim + col0;
+        for (int j = 0; j < 16; ++j) {
+          o[4 * j] *= corr[0];
+          o[4 * j + 1] *= corr[0];
+          o[4 * j + 2] *= corr[1];
+          o[4 * j + 3] *= corr[1];
+        }
+      }
+      to_a_frags(s, p);
+    }
+    {
+      const int last = stage_of(n_blocks - 1);
+      mbar_wait(v_full(last), phase_of(n_blocks - 1));
+      my_turn();
+      wgmma_fence();
+      issue_pv(o, p, last);
+      wgmma_commit();
+      your_turn(unit_of(i + 1) < 0);
+      wgmma_wait<0>();
+      fence_regs(o);
+      release(v_empty(last));
+    }
+    g += n_blocks;
+
+    // O / l, rows past Lq dropped; a key range's O unnormalized, with its rows' (max, sum). (The unit
+    // is recomputed here rather than kept through the main loop, whose registers are all taken.)
+    const int unit = unit_of(i), head = unit / n_qtiles, m0 = (unit % n_qtiles) * kBlockM;
+    const int t = threadIdx.x % 128;
+    const int rl0 = c * 64 + 16 * (t / 32) + (t % 32) / 4;
+    const int col0 = 2 * (t % 4);
 #pragma unroll
-      for (int j = 0; j < 16; ++j)
-        *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(o[4 * j + 2 * h], o[4 * j + 2 * h + 1]);
-      if (t % 4 == 0) part_ml[static_cast<int64_t>(blockIdx.x) * kBlockM + rl] = make_float2(st.m[h], l);
-    } else {
-      const float inv = 1.f / l;
-      __nv_bfloat16* dst = out + (static_cast<int64_t>(m0 + rl) * H + head) * kHeadDim + col0;
+    for (int h = 0; h < 2; ++h) {
+      float l = st.l[h];
+      l += __shfl_xor_sync(0xffffffff, l, 1);
+      l += __shfl_xor_sync(0xffffffff, l, 2);
+      const int rl = rl0 + 8 * h;
+      if (m0 + rl >= Lq) continue;
+      if constexpr (kSplit) {
+        float* dst = part_o + (static_cast<int64_t>(blockIdx.x) * kBlockM + rl) * kHeadDim + col0;
 #pragma unroll
-      for (int j = 0; j < 16; ++j)
-        *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack_bf16(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+        for (int j = 0; j < 16; ++j)
+          *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(o[4 * j + 2 * h], o[4 * j + 2 * h + 1]);
+        if (t % 4 == 0) part_ml[static_cast<int64_t>(blockIdx.x) * kBlockM + rl] = make_float2(st.m[h], l);
+      } else {
+        const float inv = 1.f / l;
+        __nv_bfloat16* dst = out + (static_cast<int64_t>(m0 + rl) * H + head) * kHeadDim + col0;
+#pragma unroll
+        for (int j = 0; j < 16; ++j)
+          *reinterpret_cast<uint32_t*>(dst + 8 * j) = pack_bf16(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+      }
     }
   }
   if constexpr (kCluster > 1) cluster_sync();
@@ -593,7 +623,7 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
   const int64_t min_qtiles = (Lq + kBlockM - 1) / kBlockM;
   if (sched.qtiles < min_qtiles || sched.qtiles > min_qtiles + 1 || sched.units != sched.qtiles * H ||
       sched.whole < 0 || sched.whole > sched.units || sched.parts < 1 || (sched.cluster != 1 && sched.cluster != 2) ||
-      sched.whole % sched.cluster != 0 || (sched.cluster == 2 && sched.qtiles % 2 != 0))
+      sched.whole % sched.cluster != 0 || (sched.cluster == 2 && (sched.qtiles % 2 != 0 || sched.slots % 2 != 0)))
     return "the schedule does not match the problem";
   const int n_qtiles = static_cast<int>(sched.qtiles);
   if (sched.ctas() > INT32_MAX) return "more query tiles than the kernel's 32-bit indexing";
@@ -613,14 +643,16 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
   if (!attr_ok) return "the device does not grant the shared memory the kernel needs";
   const float scale_log2 = scale * 1.4426950408889634f;
   const int whole = static_cast<int>(sched.whole), parts = sched.parts;
+  // Persistent: one CTA per resident slot (even, as whole is for pairs), each running whole units in turn.
+  const auto persistent = static_cast<unsigned>(sched.slots > 0 ? std::min<int64_t>(whole, sched.slots) : whole);
   if (whole > 0 && sched.cluster == 2) {
     cudaLaunchAttribute attr{};
-    const cudaLaunchConfig_t cfg = pair_launch<kBlockN>(static_cast<unsigned>(whole), stream, &attr);
+    const cudaLaunchConfig_t cfg = pair_launch<kBlockN>(persistent, stream, &attr);
     if (cudaLaunchKernelEx(&cfg, attention_fwd<kBlockN, false, 2>, tq, tk, tv, out, static_cast<float*>(nullptr),
                            static_cast<float2*>(nullptr), Lq, Lk, H, n_qtiles, whole, parts, scale_log2) != cudaSuccess)
       return "the paired (cluster) launch failed";
   } else if (whole > 0) {
-    attention_fwd<kBlockN, false, 1><<<static_cast<unsigned>(whole), kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
+    attention_fwd<kBlockN, false, 1><<<persistent, kThreads, Tiles<kBlockN>::kSmemBytes, stream>>>(
         tq, tk, tv, out, nullptr, nullptr, Lq, Lk, H, n_qtiles, whole, parts, scale_log2);
   }
   if (sched.split_units() > 0) {
