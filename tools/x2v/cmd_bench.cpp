@@ -283,7 +283,6 @@ void bench_dit(const BenchOptions& o) {
     Tensor text = rnd({512, 4096}, DType::BF16, 77, 1.f), text_neg = rnd({512, 4096}, DType::BF16, 78, 1.f);
     for (const R& r : rs) {
       if (!has(o.res, r.name)) continue;
-      if (std::string(mm.name) == "wan2.1-1.3b" && std::string(r.name) == "720p" && !has(o.res, "720p-1.3b")) continue;
       Tensor lat = rnd({16, r.F, r.H, r.W}, DType::F32, 99, 1.f);
       const int64_t L = r.F * (r.H / 2) * (r.W / 2);
       const Tensor t = Tensor::scalar_f32(999.f);
@@ -487,7 +486,7 @@ Register reg({"bench", "GPU timings as JSON lines: GEMM and attention ceilings, 
                 auto o = std::make_shared<BenchOptions>();
                 sub.add_option("--what", o->what, "comma list of gemm, attn, dit, conv, vae, t5 (or all)");
                 sub.add_option("--models", o->models, "DiT sizes: 1.3b, 14b");
-                sub.add_option("--res", o->res, "resolutions: 480p, 720p (add 720p-1.3b for 1.3B at 720p)");
+                sub.add_option("--res", o->res, "resolutions: 480p, 720p");
                 sub.add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 100));
                 sub.add_option("--sustain", o->sustain,
                                "seconds of the same work before each timing, so clocks settle at the power limit")
