@@ -1,16 +1,18 @@
 // Flash attention forward for Hopper (sm_90a), bf16, head dim 128, no mask: the DiT's self-attention.
 // Written after the FlashAttention-3 design (Shah et al., 2024):
-//   - one producer warp loads Q once and K/V tiles through the tensor memory accelerator (TMA) into a
-//     two-stage shared-memory ring, completing on mbarriers;
+//   - one producer warp loads each 128-row query tile once and K/V tiles through the tensor memory
+//     accelerator (TMA) into a two-stage shared-memory ring, completing on mbarriers;
 //   - two consumer warpgroups of 64 query rows each run S = Q·Kᵀ and O += P·V as wgmma (operands
 //     from shared memory, P from registers), with the online softmax in f32;
 //   - inside each consumer the next tile's Q·Kᵀ is issued before the previous tile's P·V has finished,
 //     and the two consumers take turns at the tensor cores (pingpong), so one's softmax runs under the
 //     other's GEMMs;
+//   - persistent CTAs, one per SM, each running query tiles in turn, the next one's loads under the
+//     current one's last tiles;
 //   - CTAs run in clusters of two, consecutive query tiles of one head, that share their K/V loads
 //     through TMA multicast.
-// On the H100: 659-678 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel in the same runs:
-// 561-568), docs/performance.md.
+// On the H100: 674-684 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel in the same runs:
+// 561-587), docs/performance.md.
 // The file has no dependency on the rest of the backend (raw pointers and a stream), so the kernel
 // can be built and checked on its own; flash_attention.cu wraps it for tensors.
 #pragma once
