@@ -108,3 +108,24 @@ TEST(FlashSchedule, PairsCoverEveryQueryTileOfOneHead) {
   EXPECT_EQ(forced.ctas(), 4 * 2 * 3);
 }
 
+TEST(FlashSchedule, PersistentPairsRunEqualUnitCounts) {
+  // Every whole unit is run once; a cluster's two CTAs run equally many units, and units 2i, 2i + 1
+  // (one head's consecutive query tiles) run on one cluster. 130 and 114: fewer resident pairs, as
+  // when other work shares the GPU.
+  for (int slots : {132, 130, 114})
+    for (int64_t Lq : {int64_t(300), int64_t(2900), int64_t(32760), int64_t(75600)})
+      for (int64_t H : {int64_t(1), int64_t(12), int64_t(40)}) {
+        const Schedule s = schedule_attention(Lq, Lq, H, kQueryTile, kKeyTile, slots, 0, true);
+        const int64_t grid = s.persistent_ctas();
+        ASSERT_GE(grid, s.whole > 0 ? 1 : 0);
+        ASSERT_LE(grid, s.whole);
+        if (s.whole == 0) continue;
+        ASSERT_EQ(grid % s.cluster, 0);
+        std::vector<int64_t> runs(static_cast<size_t>(grid), 0);
+        for (int64_t u = 0; u < s.whole; ++u) ++runs[static_cast<size_t>(u % grid)];
+        for (int64_t b = 0; b + 1 < grid; b += s.cluster)
+          if (s.cluster == 2) ASSERT_EQ(runs[static_cast<size_t>(b)], runs[static_cast<size_t>(b + 1)]) << "CTA " << b;
+        if (s.cluster == 2)
+          for (int64_t i = 0; 2 * i + 1 < s.whole; ++i) ASSERT_EQ((2 * i) % grid / 2, (2 * i + 1) % grid / 2);
+      }
+}

@@ -21,7 +21,6 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -645,8 +644,7 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
   if (!attr_ok) return "the device does not grant the shared memory the kernel needs";
   const float scale_log2 = scale * 1.4426950408889634f;
   const int whole = static_cast<int>(sched.whole), parts = sched.parts;
-  // Persistent: one CTA per resident slot (even, as whole is for pairs), each running whole units in turn.
-  const auto persistent = static_cast<unsigned>(sched.slots > 0 ? std::min<int64_t>(whole, sched.slots) : whole);
+  const auto persistent = static_cast<unsigned>(sched.persistent_ctas());
   if (whole > 0 && sched.cluster == 2) {
     cudaLaunchAttribute attr{};
     const cudaLaunchConfig_t cfg = pair_launch<kBlockN>(persistent, stream, &attr);

@@ -37,7 +37,13 @@ struct Schedule {
   int cluster = 1;
   int slots = 0;  // CTAs resident at once, as planned for
   int64_t split_units() const { return units - whole; }
+  // Whole units plus split pieces: the largest unit or piece index the kernels compute.
   int64_t ctas() const { return whole + split_units() * parts; }
+  // The whole units' launch: persistent CTAs, one per slot, CTA b running units b, b + grid, ... With
+  // pairs both `whole` and `slots` are even, so the two CTAs of a cluster run the same number of units
+  // (a pair waits on each other's barriers: unequal counts would hang) and units 2i, 2i + 1 land on one
+  // cluster.
+  int64_t persistent_ctas() const { return slots > 0 && slots < whole ? slots : whole; }
 };
 
 // Every unit run whole (parts == 1) or every unit split (for checks).
