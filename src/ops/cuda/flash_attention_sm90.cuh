@@ -349,28 +349,25 @@ __global__ void __launch_bounds__(kThreads, 1)
         mbar_expect_tx(q_full, kSmemQ);
         tma_load(sq, &tq, q_full, 0, head, m0);
         tma_load(sq + kHalfTileQ, &tq, q_full, 64, head, m0);
+        // One K or V tile into the stage at `dst` once its consumers have released it. Both head-dim
+        // halves land here; with a pair, this CTA loads half `rank` for both CTAs.
+        auto load_tile = [&](const CUtensorMap* map, uint32_t dst, uint32_t full, uint32_t empty, uint32_t parity,
+                             int key0) {
+          mbar_wait(empty, parity);
+          mbar_expect_tx(full, 2 * kHalfTileKV);
+          if constexpr (kCluster > 1) {
+            tma_load_multicast(dst + rank * kHalfTileKV, map, full, 64 * rank, head, key0, 0x3);
+          } else {
+            tma_load(dst, map, full, 0, head, key0);
+            tma_load(dst + kHalfTileKV, map, full, 64, head, key0);
+          }
+        };
         for (int n = 0; n < n_blocks; ++n, ++g) {
           const int s = g % kStages;
           const uint32_t parity = ((g / kStages) & 1) ^ 1;
-          const uint32_t dk = sk + s * 2 * kHalfTileKV, dv = sv + s * 2 * kHalfTileKV;
           const int key0 = (nb0 + n) * kBlockN;
-          // Both halves land here; with a pair, this CTA loads half `rank` for both CTAs.
-          mbar_wait(k_empty(s), parity);
-          mbar_expect_tx(k_full(s), 2 * kHalfTileKV);
-          if constexpr (kCluster > 1) {
-            tma_load_multicast(dk + rank * kHalfTileKV, &tk, k_full(s), 64 * rank, head, key0, 0x3);
-          } else {
-            tma_load(dk, &tk, k_full(s), 0, head, key0);
-            tma_load(dk + kHalfTileKV, &tk, k_full(s), 64, head, key0);
-          }
-          mbar_wait(v_empty(s), parity);
-          mbar_expect_tx(v_full(s), 2 * kHalfTileKV);
-          if constexpr (kCluster > 1) {
-            tma_load_multicast(dv + rank * kHalfTileKV, &tv, v_full(s), 64 * rank, head, key0, 0x3);
-          } else {
-            tma_load(dv, &tv, v_full(s), 0, head, key0);
-            tma_load(dv + kHalfTileKV, &tv, v_full(s), 64, head, key0);
-          }
+          load_tile(&tk, sk + s * 2 * kHalfTileKV, k_full(s), k_empty(s), parity, key0);
+          load_tile(&tv, sv + s * 2 * kHalfTileKV, v_full(s), v_empty(s), parity, key0);
         }
       }
     }
