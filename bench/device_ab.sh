@@ -60,7 +60,10 @@ for r in $(seq 1 "$rounds"); do
     [ $tag = base ] && bin="$base_build/x2v"
     echo "# round $r" >> "$out/ab-$tag.log"
     # shellcheck disable=SC2086
-    "$bin" bench $bench_args >> "$out/ab-$tag.jsonl" 2>> "$out/ab-$tag.log" || { echo "x2v bench ($tag, round $r) failed"; rc=1; }
+    if ! "$bin" bench $bench_args >> "$out/ab-$tag.jsonl" 2>> "$out/ab-$tag.log"; then
+      echo "x2v bench ($tag, round $r) failed"
+      rc=1
+    fi
   done
 done
 echo "== x2v bench $bench_args, alternating"

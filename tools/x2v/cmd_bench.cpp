@@ -83,9 +83,9 @@ double median(std::vector<double> v) {
 }
 
 // Median milliseconds of `f` over `reps` runs after one warm-up. With --sustain S (sustain_s), the
-// warm-up repeats `f` for S seconds first: an H100 holds its boost clock for the first tens of milliseconds of load
-// and then settles at its power limit (700 W, about 1.5 GHz for the DiT's GEMMs and attention), so
-// short kernels timed cold read faster than they run inside a whole forward.
+// warm-up repeats `f` for S seconds first: an H100 holds its boost clock for the first tens of
+// milliseconds of load and then settles at its power limit (700 W, about 1.5 GHz for the DiT's GEMMs
+// and attention), so short kernels timed cold read faster than they run inside a whole forward.
 double time_ms(int reps, double sustain_s, const std::function<void()>& f) {
   cuda::Timer t;
   f();
