@@ -11,8 +11,8 @@
 //     current one's last tiles;
 //   - CTAs run in clusters of two, consecutive query tiles of one head, that share their K/V loads
 //     through TMA multicast.
-// On the H100: 674-684 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel in the same runs:
-// 561-587), docs/performance.md.
+// On the H100: 674-684 TFLOP/s at 32 760 tokens × 40 heads (cuDNN's fused kernel in the same runs, 63
+// and 64: 572-587), docs/performance.md.
 // The file has no dependency on the rest of the backend (raw pointers and a stream), so the kernel
 // can be built and checked on its own; flash_attention.cu wraps it for tensors.
 #pragma once
