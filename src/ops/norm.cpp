@@ -40,52 +40,62 @@ Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& s
 }
 
 namespace {
-// The residual update shared by the fused forms: checks, then (CPU) applies x += y·gate.
-void check_residual(const char* op, const Tensor& x, const Tensor& y, const Tensor& gate) {
-  if (x.dtype() != DType::F32) bad_shape(op, "the residual " + x.desc() + " must be f32");
-  if (!y.defined()) return;
-  if (y.numel() != x.numel()) bad_shape(op, x.desc() + " += " + y.desc());
-  if (gate.defined() && gate.numel() != x.size(-1) && gate.numel() != x.numel())
-    bad_shape(op, "gate " + gate.desc() + " is neither a row nor one row per token of " + x.desc());
+void check_residual(const char* op, const Tensor& x, const Residual& r) {
+  if (!r.y.defined()) return;
+  if (r.y.numel() != x.numel()) bad_shape(op, x.desc() + " += " + r.y.desc());
+  if (r.gate.defined() && r.gate.numel() != x.size(-1) && r.gate.numel() != x.numel())
+    bad_shape(op, "gate " + r.gate.desc() + " is neither a row nor one row per token of " + x.desc());
 }
-void cpu_residual(Tensor& x, const Tensor& y, const Tensor& gate) {
-  if (!y.defined()) return;
-  if (gate.defined())
-    cpu::gated_add_(x, host_f32(y), host_f32(gate));
+void check_stream(const char* op, const Tensor& x) {
+  if (x.dtype() != DType::F32) bad_shape(op, "the residual " + x.desc() + " must be f32");
+}
+// x += r on the CPU.
+void cpu_residual(Tensor& x, const Residual& r) {
+  if (!r.y.defined()) return;
+  if (r.gate.defined())
+    cpu::gated_add_(x, host_f32(r.y), host_f32(r.gate));
   else
-    cpu::add_(x, host_f32(y));
+    cpu::add_(x, host_f32(r.y));
 }
 Tensor as_out(const Tensor& y, DType out) { return y.dtype() == out ? y : y.to(out); }
 }  // namespace
 
-Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
-                      float eps, DType out) {
-  detail::common_device("add_layer_norm", {&x, &y, &gate, &weight, &bias});
-  check_residual("add_layer_norm", x, y, gate);
+Tensor add_layer_norm(const Tensor& x, const Residual& r, const Tensor& weight, const Tensor& bias, float eps,
+                      DType out) {
+  detail::common_device("add_layer_norm", {&x, &r.y, &r.gate, &weight, &bias});
+  check_stream("add_layer_norm", x);
+  check_residual("add_layer_norm", x, r);
   check_row_param("add_layer_norm", x, weight, "weight");
   check_row_param("add_layer_norm", x, bias, "bias");
 #ifdef X2V_WITH_CUDA
   if (x.device() == Device::CUDA)
-    return y.defined() ? cuda::add_layer_norm(x, y, gate, weight, bias, eps, out)
-                       : cuda::layer_norm(x, weight, bias, eps, out);
+    return r.y.defined() ? cuda::add_layer_norm(x, r.y, r.gate, weight, bias, eps, out)
+                         : cuda::layer_norm(x, weight, bias, eps, out);
 #endif
-  cpu_residual(x, y, gate);
-  return as_out(cpu::layer_norm(x, host_f32(weight), host_f32(bias), eps), out);
+  Tensor v = x.clone();
+  cpu_residual(v, r);
+  return as_out(cpu::layer_norm(v, host_f32(weight), host_f32(bias), eps), out);
 }
 
-Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
+Tensor add_layer_norm_modulate(Tensor& x, const Residual& r1, const Residual& r2, const Tensor& shift,
                                const Tensor& scale, float eps, DType out) {
-  detail::common_device("add_layer_norm_modulate", {&x, &y, &gate, &shift, &scale});
-  check_residual("add_layer_norm_modulate", x, y, gate);
+  detail::common_device("add_layer_norm_modulate", {&x, &r1.y, &r1.gate, &r2.y, &r2.gate, &shift, &scale});
+  check_stream("add_layer_norm_modulate", x);
+  check_residual("add_layer_norm_modulate", x, r1);
+  check_residual("add_layer_norm_modulate", x, r2);
   const int64_t D = x.size(-1);
   if (shift.numel() != scale.numel() || (shift.numel() != D && shift.numel() != x.numel()))
     bad_shape("add_layer_norm_modulate", "shift " + shift.desc() + " / scale " + scale.desc() + " for " + x.desc());
+  // A lone second update is a first one.
+  const Residual& a = r1.y.defined() ? r1 : r2;
+  const Residual b = r1.y.defined() ? r2 : Residual{};
 #ifdef X2V_WITH_CUDA
   if (x.device() == Device::CUDA)
-    return y.defined() ? cuda::add_layer_norm_modulate(x, y, gate, shift, scale, eps, out)
-                       : cuda::layer_norm_modulate(x, shift, scale, eps, out);
+    return a.y.defined() ? cuda::add_layer_norm_modulate(x, a.y, a.gate, b.y, b.gate, shift, scale, eps, out)
+                         : cuda::layer_norm_modulate(x, shift, scale, eps, out);
 #endif
-  cpu_residual(x, y, gate);
+  cpu_residual(x, a);
+  cpu_residual(x, b);
   return as_out(cpu::layer_norm_modulate(x, host_f32(shift), host_f32(scale), eps), out);
 }
 

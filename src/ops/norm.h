@@ -11,16 +11,24 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 // x [L, D]; shift/scale [D] (one row for all tokens) or [L, D] (per token, Wan2.2).
 Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
 
-// The residual update fused with the norm that follows it (one pass over the f32 residual stream
-// instead of two): x += y·gate in place (y undefined: no update; gate undefined: 1; gate a row [D]
-// or per token [L, D]), then the norm of the updated x, returned in dtype `out`:
-//   add_layer_norm:          LN(x)·weight + bias
-//   add_layer_norm_modulate: LN(x)·(1 + scale) + shift
+// A residual update y·gate for the fused norms below: gate undefined means 1, y undefined means no
+// update; gate is one row [D] or one row per token [L, D].
+struct Residual {
+  Tensor y, gate;
+};
+
+// Residual updates fused with the norm that follows them, so that the f32 residual stream x [L, D] is
+// read once for both: v = x + r₁ + r₂ (each r = y·gate, added in that order in f32, as the reference
+// adds them one at a time), then the norm of v in dtype `out`:
+//   add_layer_norm:          LN(v)·weight + bias; x itself is not changed. The DiT's cross-attention
+//                            norm: its update is applied with the next one (r₁ of the FFN's norm),
+//                            which saves a write and a read of the stream per block.
+//   add_layer_norm_modulate: LN(v)·(1 + scale) + shift, and x = v in place.
 // x must be f32. The CPU backend computes in f32 and converts to `out`; CUDA writes `out` directly
 // (bf16 where the next op is a matmul, which would round its input to bf16 anyway).
-Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
-                      float eps, DType out);
-Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
+Tensor add_layer_norm(const Tensor& x, const Residual& r, const Tensor& weight, const Tensor& bias, float eps,
+                      DType out);
+Tensor add_layer_norm_modulate(Tensor& x, const Residual& r1, const Residual& r2, const Tensor& shift,
                                const Tensor& scale, float eps, DType out);
 
 // RMSNorm over the last dim: y = round_to(x.dtype, x·rsqrt(mean(x²) + eps)) · weight.

@@ -99,7 +99,9 @@ TEST(FlashSchedule, PairsCoverEveryQueryTileOfOneHead) {
       EXPECT_EQ(s.slots, 132);
       // Pairs are units 2i and 2i + 1: with an even tile count per head both belong to one head.
       EXPECT_EQ(s.qtiles % 2, 0);
-      if (s.cluster == 2) EXPECT_EQ(s.whole % 2, 0);
+      if (s.cluster == 2) {
+        EXPECT_EQ(s.whole % 2, 0);
+      }
       EXPECT_TRUE(s.cluster == 2 || s.whole % 2 == 1) << "pairs are dropped only for an odd count of whole units";
     }
   // Checks that split every unit leave no whole units, so the pairs cost nothing there.
@@ -123,9 +125,33 @@ TEST(FlashSchedule, PersistentPairsRunEqualUnitCounts) {
         ASSERT_EQ(grid % s.cluster, 0);
         std::vector<int64_t> runs(static_cast<size_t>(grid), 0);
         for (int64_t u = 0; u < s.whole; ++u) ++runs[static_cast<size_t>(u % grid)];
-        for (int64_t b = 0; b + 1 < grid; b += s.cluster)
-          if (s.cluster == 2) ASSERT_EQ(runs[static_cast<size_t>(b)], runs[static_cast<size_t>(b + 1)]) << "CTA " << b;
-        if (s.cluster == 2)
-          for (int64_t i = 0; 2 * i + 1 < s.whole; ++i) ASSERT_EQ((2 * i) % grid / 2, (2 * i + 1) % grid / 2);
+        if (s.cluster != 2) continue;
+        for (int64_t b = 0; b + 1 < grid; b += 2) {
+          ASSERT_EQ(runs[static_cast<size_t>(b)], runs[static_cast<size_t>(b + 1)]) << "CTA " << b;
+        }
+        for (int64_t i = 0; 2 * i + 1 < s.whole; ++i) {
+          ASSERT_EQ((2 * i) % grid / 2, (2 * i + 1) % grid / 2);
+        }
       }
+}
+
+TEST(FlashSchedule, KeyTileFollowsThePadding) {
+  // The DiT's 512 text keys: 3 tiles of 192 compute 576 keys, 4 of 128 exactly 512.
+  EXPECT_EQ(flash_key_tile(512), kShortKeyTile);
+  EXPECT_EQ(flash_key_tile(1), kShortKeyTile);
+  EXPECT_EQ(flash_key_tile(1024), kShortKeyTile);
+  // The self-attention: both pad under 0.3 %, and the wide tile stays.
+  EXPECT_EQ(flash_key_tile(32760), kKeyTile);
+  EXPECT_EQ(flash_key_tile(75600), kKeyTile);
+  EXPECT_EQ(flash_key_tile(384), kKeyTile);  // 2 tiles of 192, 3 of 128: no padding either way
+  for (int64_t Lk = 1; Lk < 100000; Lk += 37) {
+    const int64_t t = flash_key_tile(Lk);
+    const int64_t padded = (Lk + t - 1) / t * t, wide = (Lk + kKeyTile - 1) / kKeyTile * kKeyTile;
+    ASSERT_LE(padded, wide) << Lk;  // never more padding than the wide tile
+    if (t == kShortKeyTile) {
+      ASSERT_LE(20 * padded, 19 * wide) << Lk;
+    }
+  }
+  // The schedule records the tile, so that the matching kernel runs it.
+  EXPECT_EQ(schedule_attention(32760, 512, 40, kQueryTile, kShortKeyTile, 132, 0, true).key_tile, kShortKeyTile);
 }

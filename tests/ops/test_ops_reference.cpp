@@ -185,47 +185,62 @@ TEST(Ops, ElementwiseAndGatedResidual) {
   expect_vec_close(ops::axpby(a, 2.f, b, -0.5f), ref, 1e-7);
 }
 
-// The fused residual + norm forms: x is updated in place exactly as x += y·gate, and the norm of the
-// updated x is returned, against a double loop (gate as one row, per token, and absent; no update).
+// The fused residual + norm forms against a double loop: v = x + y·gate (+ y2·gate2), each update
+// rounded to f32 as the stream is; add_layer_norm returns LN(v)·w + b and leaves x as it was,
+// add_layer_norm_modulate writes v into x and returns LN(v)·(1 + scale) + shift. Gates as one row, per
+// token, and absent; no update at all; a second update with each kind of gate.
 TEST(Ops, AddLayerNormFusedForms) {
   const int R = 6, D = 24;
   Tensor w = random_tensor({D}, 21), b = random_tensor({D}, 22), sh = random_tensor({R, D}, 23), sc = random_tensor({R, D}, 24);
-  for (int gate_kind = 0; gate_kind < 4; ++gate_kind) {  // 0: no y; 1: y, no gate; 2: row gate; 3: per-token gate
-    Tensor x = random_tensor({R, D}, 25, -2, 3), y = random_tensor({R, D}, 26);
-    Tensor gate = gate_kind == 2 ? random_tensor({D}, 27) : gate_kind == 3 ? random_tensor({R, D}, 28) : Tensor();
-    auto xv = x.to_vector(), yv = y.to_vector(), gv = gate.defined() ? gate.to_vector() : std::vector<float>();
-    auto wv = w.to_vector(), bv = b.to_vector(), shv = sh.to_vector(), scv = sc.to_vector();
-    std::vector<double> upd(R * D), ln(R * D), mod(R * D);
-    for (int i = 0; i < R; ++i) {
-      for (int j = 0; j < D; ++j) {
-        const size_t k = static_cast<size_t>(i * D + j);
-        const double g = gate_kind == 2 ? gv[static_cast<size_t>(j)] : gate_kind == 3 ? gv[k] : 1.0;
-        // The stream is f32: the update is rounded as the op rounds it.
-        upd[k] = gate_kind == 0 ? xv[k] : static_cast<float>(xv[k] + static_cast<float>(yv[k] * g));
+  auto make_gate = [&](int kind, uint64_t seed) {  // 1: none (1), 2: a row, 3: per token
+    return kind == 2 ? random_tensor({D}, seed) : kind == 3 ? random_tensor({R, D}, seed) : Tensor();
+  };
+  for (int gate_kind = 0; gate_kind < 4; ++gate_kind)  // 0: no y
+    for (int gate2_kind = 0; gate2_kind < 4; ++gate2_kind) {  // 0: no second update
+      if (gate_kind == 0 && gate2_kind != 0) continue;
+      Tensor x = random_tensor({R, D}, 25, -2, 3), y = random_tensor({R, D}, 26), y2 = random_tensor({R, D}, 29);
+      Tensor gate = make_gate(gate_kind, 27), gate2 = make_gate(gate2_kind, 28);
+      auto xv = x.to_vector(), yv = y.to_vector(), y2v = y2.to_vector();
+      auto gv = gate.defined() ? gate.to_vector() : std::vector<float>();
+      auto g2v = gate2.defined() ? gate2.to_vector() : std::vector<float>();
+      auto wv = w.to_vector(), bv = b.to_vector(), shv = sh.to_vector(), scv = sc.to_vector();
+      auto gate_at = [&](int kind, const std::vector<float>& g, size_t k, int j) {
+        return kind == 2 ? double(g[static_cast<size_t>(j)]) : kind == 3 ? double(g[k]) : 1.0;
+      };
+      // one: x + y·gate; two: that + y2·gate2 (what modulate applies); norms of each.
+      std::vector<float> one(R * D), two(R * D);
+      std::vector<double> ln(R * D), mod(R * D);
+      auto norm = [&](const std::vector<float>& v, int i, auto&& put) {
+        double m = 0, var = 0;
+        for (int j = 0; j < D; ++j) m += v[static_cast<size_t>(i * D + j)];
+        m /= D;
+        for (int j = 0; j < D; ++j) var += (v[static_cast<size_t>(i * D + j)] - m) * (v[static_cast<size_t>(i * D + j)] - m);
+        var /= D;
+        for (int j = 0; j < D; ++j) put(static_cast<size_t>(i * D + j), j, (v[static_cast<size_t>(i * D + j)] - m) / std::sqrt(var + 1e-6));
+      };
+      for (int i = 0; i < R; ++i) {
+        for (int j = 0; j < D; ++j) {
+          const size_t k = static_cast<size_t>(i * D + j);
+          one[k] = gate_kind == 0 ? xv[k] : static_cast<float>(xv[k] + static_cast<float>(yv[k] * gate_at(gate_kind, gv, k, j)));
+          two[k] = gate2_kind == 0 ? one[k] : static_cast<float>(one[k] + static_cast<float>(y2v[k] * gate_at(gate2_kind, g2v, k, j)));
+        }
+        norm(one, i, [&](size_t k, int j, double n) { ln[k] = n * wv[static_cast<size_t>(j)] + bv[static_cast<size_t>(j)]; });
+        norm(two, i, [&](size_t k, int, double n) { mod[k] = n * (1 + scv[k]) + shv[k]; });
       }
-      double m = 0, v = 0;
-      for (int j = 0; j < D; ++j) m += upd[static_cast<size_t>(i * D + j)];
-      m /= D;
-      for (int j = 0; j < D; ++j) v += (upd[static_cast<size_t>(i * D + j)] - m) * (upd[static_cast<size_t>(i * D + j)] - m);
-      v /= D;
-      for (int j = 0; j < D; ++j) {
-        const size_t k = static_cast<size_t>(i * D + j);
-        const double n = (upd[k] - m) / std::sqrt(v + 1e-6);
-        ln[k] = n * wv[static_cast<size_t>(j)] + bv[static_cast<size_t>(j)];
-        mod[k] = n * (1 + scv[k]) + shv[k];
-      }
+      const ops::Residual r1{gate_kind == 0 ? Tensor() : y, gate}, r2{gate2_kind == 0 ? Tensor() : y2, gate2};
+      Tensor x1 = x.clone(), x2 = x.clone();
+      expect_vec_close(ops::add_layer_norm(x1, r1, w, b, 1e-6f, DType::F32), ln, 1e-6);
+      EXPECT_EQ(x1.to_vector(), xv);  // not written
+      Tensor o = ops::add_layer_norm_modulate(x2, r1, r2, sh, sc, 1e-6f, DType::BF16);
+      EXPECT_EQ(o.dtype(), DType::BF16);
+      expect_vec_close(o, mod, 4e-3);  // bf16 output
+      expect_vec_close(x2, std::vector<double>(two.begin(), two.end()), 1e-7);
     }
-    const Tensor yy = gate_kind == 0 ? Tensor() : y;
-    Tensor x1 = x.clone(), x2 = x.clone();
-    expect_vec_close(ops::add_layer_norm(x1, yy, gate, w, b, 1e-6f, DType::F32), ln, 1e-6);
-    expect_vec_close(x1, upd, 1e-7);
-    Tensor o = ops::add_layer_norm_modulate(x2, yy, gate, sh, sc, 1e-6f, DType::BF16);
-    EXPECT_EQ(o.dtype(), DType::BF16);
-    expect_vec_close(o, mod, 4e-3);  // bf16 output
-    expect_vec_close(x2, upd, 1e-7);
-  }
   Tensor x = random_tensor({R, D}, 1);
-  EXPECT_THROW(ops::add_layer_norm(x, random_tensor({R, D + 1}, 2), {}, w, b, 1e-6f, DType::F32), Error);
+  EXPECT_THROW(ops::add_layer_norm(x, {random_tensor({R, D + 1}, 2), {}}, w, b, 1e-6f, DType::F32), Error);
+  EXPECT_THROW(ops::add_layer_norm_modulate(x, {random_tensor({R, D}, 2), {}}, {random_tensor({R, D}, 3), random_tensor({D + 1}, 4)},
+                                            sh, sc, 1e-6f, DType::F32),
+               Error);
   EXPECT_THROW(ops::add_layer_norm_modulate(x, {}, {}, random_tensor({3}, 3), random_tensor({3}, 4), 1e-6f, DType::F32), Error);
 }
 

@@ -247,37 +247,37 @@ class Forward {
   Forward(const DitConfig& c, const DitContext& ctx, Grid g, DType act)
       : c_(c), ctx_(ctx), g_(g), H_(c.num_heads), Dh_(c.head_dim()), eps_(static_cast<float>(c.eps)), act_(act) {}
 
-  // One WanAttentionBlock on the f32 residual stream x [L, dim]; e0 [T, 6·dim]. The block's last
-  // update, x += ffn·gate, is left pending so that the next norm applies it in the same pass
-  // (flush() applies it alone).
+  // One WanAttentionBlock on the f32 residual stream x [L, dim]; e0 [T, 6·dim]. Each residual update
+  // is applied by the norm after it, in the same pass over x. The cross-attention's norm only reads
+  // x + sa·gate: that update is written with the next one, by the FFN's norm. The block's last update,
+  // x += ffn·gate, is left pending for the next block's first norm (flush() applies it alone).
   void block(Tensor& x, const DitBlock& b, const Tensor& e0) {
     const Tensor m = ops::add(e0, b.modulation.reshape({6 * c_.dim}));
-    Tensor a = ops::add_layer_norm_modulate(x, pend_y_, pend_gate_, chunk(m, 0, 6), chunk(m, 1, 6), eps_, act_);
-    const Tensor sa = self_attention(b.self_attn, a);
+    Tensor a = ops::add_layer_norm_modulate(x, pend_, {}, chunk(m, 0, 6), chunk(m, 1, 6), eps_, act_);
+    const ops::Residual sa{self_attention(b.self_attn, a), chunk(m, 2, 6)};
     // Cross-attention: normed, but neither modulated nor gated.
-    Tensor xn;
+    Tensor f;
     if (c_.cross_attn_norm) {
-      xn = ops::add_layer_norm(x, sa, chunk(m, 2, 6), b.norm3.weight, b.norm3.bias, eps_, act_);
+      const Tensor ca = cross_attention(b.cross_attn, ops::add_layer_norm(x, sa, b.norm3.weight, b.norm3.bias, eps_, act_));
+      f = ops::add_layer_norm_modulate(x, sa, {ca, {}}, chunk(m, 3, 6), chunk(m, 4, 6), eps_, act_);
     } else {
-      ops::gated_add_(x, sa, chunk(m, 2, 6));
-      xn = x;
+      ops::gated_add_(x, sa.y, sa.gate);
+      f = ops::add_layer_norm_modulate(x, {cross_attention(b.cross_attn, x), {}}, {}, chunk(m, 3, 6), chunk(m, 4, 6),
+                                       eps_, act_);
     }
-    const Tensor ca = cross_attention(b.cross_attn, xn);
-    Tensor f = ops::add_layer_norm_modulate(x, ca, Tensor(), chunk(m, 3, 6), chunk(m, 4, 6), eps_, act_);
-    pend_y_ = apply(apply(f, b.ffn_0, ops::Act::GeluTanh), b.ffn_2);
-    pend_gate_ = chunk(m, 5, 6);
+    pend_ = {apply(apply(f, b.ffn_0, ops::Act::GeluTanh), b.ffn_2), chunk(m, 5, 6)};
   }
 
   // The head's modulated norm (f32, the reference's f32 island), applying the pending update.
   Tensor head_norm(Tensor& x, const Tensor& shift, const Tensor& scale) {
-    Tensor y = ops::add_layer_norm_modulate(x, pend_y_, pend_gate_, shift, scale, eps_, DType::F32);
-    pend_y_ = pend_gate_ = Tensor();
+    Tensor y = ops::add_layer_norm_modulate(x, pend_, {}, shift, scale, eps_, DType::F32);
+    pend_ = {};
     return y;
   }
 
   void flush(Tensor& x) {
-    if (pend_y_.defined()) ops::gated_add_(x, pend_y_, pend_gate_);
-    pend_y_ = pend_gate_ = Tensor();
+    if (pend_.y.defined()) ops::gated_add_(x, pend_.y, pend_.gate);
+    pend_ = {};
   }
 
  private:
@@ -320,7 +320,7 @@ class Forward {
   int64_t H_, Dh_;
   float eps_;
   DType act_;
-  Tensor pend_y_, pend_gate_;  // the last block's FFN output and gate, not yet added to x
+  ops::Residual pend_;  // the last block's FFN output and gate, not yet added to x
 };
 
 }  // namespace

@@ -85,13 +85,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
 Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                            DType out);
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, DType out);
-// The residual update fused with the norm after it (one pass over the f32 stream instead of two):
-// x += y·gate (gate undefined = 1; one row [D] or per token), then LN(x)·w + b, or
-// LN(x)·(1 + scale) + shift. x is updated in place; the normalized value is returned.
-Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
+// Residual updates fused with the norm after them (ops/norm.h; gates undefined = 1, one row [D] or per
+// token): LN(x + y·gate)·w + b with x unchanged, or x += y·gate + y2·gate2 (y2 may be undefined) in
+// place and LN(x)·(1 + scale) + shift. The normalized value is returned.
+Tensor add_layer_norm(const Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
                       float eps, DType out);
-Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
-                               const Tensor& scale, float eps, DType out);
+Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& y2, const Tensor& gate2,
+                               const Tensor& shift, const Tensor& scale, float eps, DType out);
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
 // SiLU(channel_rms_norm(x, gamma)) in one pass (the VAE's norm → SiLU pairs).
 Tensor channel_rms_norm_silu(const Tensor& x, const Tensor& gamma);
@@ -140,6 +140,8 @@ struct FlashOptions {
   // Query tiles run in pairs that share their K/V loads (cluster launch) where the device allows;
   // false runs every CTA alone (for checks and benchmarks).
   bool pairs = true;
+  // Keys per pipeline stage, fa3::kKeyTile or fa3::kShortKeyTile; 0: fa3::flash_key_tile(Lk).
+  int key_tile = 0;
 };
 bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,
                      const FlashOptions& opt = {});

@@ -78,22 +78,34 @@ __global__ void k_channel_rms(const X* x, const G* g, X* y, int64_t C, int64_t N
   }
 }
 
-// The residual update fused with the norm that follows it: x += y·gate (gate optional, one row or
-// per token), then LayerNorm of the new x (mode 0: affine w, b; mode 1: ·(1 + scale) + shift).
-// Saves a full read of the f32 residual stream per fusion.
+// The residual terms a fused norm adds to its row before normalizing: v = x + y·g + y2·g2 (no y2: one
+// term; no g: 1; each g one row [D] or one row per token), written back to x if `write`.
+template <class Y, class G>
+struct Terms {
+  const Y* y = nullptr;
+  const G* g = nullptr;
+  bool g_rows = false;
+  const Y* y2 = nullptr;
+  const G* g2 = nullptr;
+  bool g2_rows = false;
+  bool write = false;
+};
+
+// The residual update fused with the norm that follows it, then LayerNorm of the updated row (mode 0:
+// affine w, b; mode 1: ·(1 + scale) + shift). Saves a full read of the f32 residual stream per fusion.
 template <class Y, class G, class P, class O>
-__global__ void k_add_row_norm(float* x, const Y* y, const G* g, bool g_per_row, const P* w, const P* b, O* out,
-                               int64_t D, float eps, int mode, bool per_row_params) {
+__global__ void k_add_row_norm(float* x, Terms<Y, G> t, const P* w, const P* b, O* out, int64_t D, float eps, int mode,
+                               bool per_row_params) {
   extern __shared__ float row[];
   __shared__ float red[32];
   const int64_t r = blockIdx.x;
   float* xr = x + r * D;
-  const Y* yr = y + r * D;
-  const int64_t go = g_per_row ? r * D : 0;
+  const int64_t go = t.g_rows ? r * D : 0, go2 = t.g2_rows ? r * D : 0;
   float s = 0.f;
   for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
-    float v = xr[j] + dev::ld(yr, j) * (g ? dev::ld(g, go + j) : 1.f);
-    xr[j] = v;
+    float v = xr[j] + dev::ld(t.y, r * D + j) * (t.g ? dev::ld(t.g, go + j) : 1.f);
+    if (t.y2) v += dev::ld(t.y2, r * D + j) * (t.g2 ? dev::ld(t.g2, go2 + j) : 1.f);
+    if (t.write) xr[j] = v;
     row[j] = v;
     s += v;
   }
@@ -118,18 +130,28 @@ __global__ void k_add_row_norm(float* x, const Y* y, const G* g, bool g_per_row,
   }
 }
 
+// v[e] += y[j + e]·g[j + e] for one vector of four (g null: 1).
+template <class Y, class G>
+__device__ __forceinline__ void add_term4(float (&v)[4], const Y* y, const G* g, int64_t j, int64_t gj) {
+  float yv[4], gv[4] = {1.f, 1.f, 1.f, 1.f};
+  dev::ld4(y, j, yv);
+  if (g) dev::ld4(g, gj, gv);
+#pragma unroll
+  for (int e = 0; e < 4; ++e) v[e] += yv[e] * gv[e];
+}
+
 // The register-row form of both kernels above: the row is held in registers (kV vectors of 4 per
 // thread) and moved with 4-element accesses. The DiT's rows of 1536..5120 are memory-bound, and scalar
-// 2- and 4-byte accesses left a quarter to a half of the bandwidth unused. With y, x is the f32
-// residual stream and x += y·gate is written back first (k_add_row_norm); without, x is only read
-// (k_row_norm). Needs D % 4 == 0 and D ≤ 16·blockDim; the statistics are the same two passes.
+// 2- and 4-byte accesses left a quarter to a half of the bandwidth unused. With terms, x is the f32
+// residual stream (k_add_row_norm); without, x is only read (k_row_norm). Needs D % 4 == 0 and
+// D ≤ 16·blockDim; the statistics are the same two passes.
 template <class X, class Y, class G, class P, class O, int kV>
-__global__ void k_row_norm_vec(X* x, const Y* y, const G* g, bool g_per_row, const P* w, const P* b, O* out, int D,
-                               float eps, int mode, bool per_row_params) {
+__global__ void k_row_norm_vec(X* x, Terms<Y, G> t, const P* w, const P* b, O* out, int D, float eps, int mode,
+                               bool per_row_params) {
   __shared__ float red[32];
   const int64_t r = blockIdx.x;
   X* xr = x + r * D;
-  const int64_t go = g_per_row ? r * D : 0, po = per_row_params ? r * D : 0;
+  const int64_t go = t.g_rows ? r * D : 0, go2 = t.g2_rows ? r * D : 0, po = per_row_params ? r * D : 0;
   float v[kV][4];
   float s = 0.f;
 #pragma unroll
@@ -137,13 +159,10 @@ __global__ void k_row_norm_vec(X* x, const Y* y, const G* g, bool g_per_row, con
     const int j = 4 * (threadIdx.x + i * blockDim.x);
     if (j >= D) continue;
     dev::ld4(xr, j, v[i]);
-    if (y) {
-      float yv[4], gv[4] = {1.f, 1.f, 1.f, 1.f};
-      dev::ld4(y + r * D, j, yv);
-      if (g) dev::ld4(g, go + j, gv);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) v[i][e] += yv[e] * gv[e];
-      dev::st4(xr, j, v[i]);
+    if (t.y) {
+      add_term4(v[i], t.y + r * D, t.g, j, go + j);
+      if (t.y2) add_term4(v[i], t.y2 + r * D, t.g2, j, go2 + j);
+      if (t.write) dev::st4(xr, j, v[i]);
     }
 #pragma unroll
     for (int e = 0; e < 4; ++e) s += v[i][e];
@@ -235,7 +254,7 @@ Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, in
   if (vec_rows(D, {&x, &w, &b, &y})) {
     X2V_DISPATCH_FLOAT(x.dtype(), X, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
       k_row_norm_vec<X, float, float, P, O, kVecPerThread><<<static_cast<unsigned>(R), vec_threads(D), 0, stream()>>>(
-          static_cast<X*>(const_cast<void*>(x.raw())), nullptr, nullptr, false,
+          static_cast<X*>(const_cast<void*>(x.raw())), Terms<float, float>{},
           w.defined() ? static_cast<const P*>(w.raw()) : nullptr, b.defined() ? static_cast<const P*>(b.raw()) : nullptr,
           static_cast<O*>(y.raw()), static_cast<int>(D), eps, mode, per_row);
     })));
@@ -253,46 +272,61 @@ Tensor row_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, in
   return y;
 }
 
-Tensor add_row_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& w, const Tensor& b, float eps,
-                    int mode, DType out, const char* op) {
+// The gate g of a residual term for x: whether it is one row per token (else one row [D]).
+bool gate_rows(const Tensor& x, const Tensor& g, const char* op) {
+  if (!g.defined()) return false;
+  x2v::cuda::require_float(g, op, "gate");
+  if (g.numel() == x.numel() && x.numel() != x.size(-1)) return true;
+  if (g.numel() != x.size(-1)) fail(ErrorKind::InvalidArgument, op, ": gate ", g.desc(), " for x ", x.desc());
+  return false;
+}
+
+// v = x + y·gate + y2·gate2 (y2 optional), x = v if `write`, then the norm of v (mode 0 / 1 as above).
+Tensor add_row_norm(const Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& y2, const Tensor& gate2,
+                    bool write, const Tensor& w, const Tensor& b, float eps, int mode, DType out, const char* op) {
   x2v::cuda::require_device(x, op, "x");
   if (x.dtype() != DType::F32) fail(ErrorKind::Unsupported, op, ": the residual x ", x.desc(), " must be f32");
   x2v::cuda::require_float(y, op, "y");
   if (y.numel() != x.numel()) fail(ErrorKind::InvalidArgument, op, ": y ", y.desc(), " does not match x ", x.desc());
-  const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
-  bool g_per_row = false;
-  if (gate.defined()) {
-    x2v::cuda::require_float(gate, op, "gate");
-    if (gate.numel() == x.numel() && x.numel() != D)
-      g_per_row = true;
-    else if (gate.numel() != D)
-      fail(ErrorKind::InvalidArgument, op, ": gate ", gate.desc(), " for x ", x.desc());
+  const bool g_rows = gate_rows(x, gate, op);
+  // The second term in the first's dtypes, so that one kernel instantiation takes both.
+  Tensor y2c, g2c;
+  if (y2.defined()) {
+    x2v::cuda::require_float(y2, op, "y2");
+    if (y2.numel() != x.numel())
+      fail(ErrorKind::InvalidArgument, op, ": y2 ", y2.desc(), " does not match x ", x.desc());
+    y2c = y2.dtype() == y.dtype() ? y2 : x2v::cuda::convert(y2, y.dtype());
   }
+  const bool g2_rows = y2.defined() && gate_rows(x, gate2, op);
+  const DType gtype = gate.defined() ? gate.dtype() : gate2.defined() ? gate2.dtype() : DType::F32;
+  if (y2.defined() && gate2.defined()) g2c = gate2.dtype() == gtype ? gate2 : x2v::cuda::convert(gate2, gtype);
   const bool per_row = check_norm_params(x, w, b, mode, op);
   const Tensor& pt = w.defined() ? w : b;
   Tensor o = Tensor::empty(x.shape(), out, Device::CUDA);
+  const int64_t D = x.size(-1), R = D ? x.numel() / D : 0;
   if (!R || !D) return o;
   const DType ptype = pt.defined() ? pt.dtype() : DType::F32;
-  const DType gtype = gate.defined() ? gate.dtype() : DType::F32;
-  if (vec_rows(D, {&x, &y, &gate, &w, &b, &o})) {
-    X2V_DISPATCH_FLOAT(y.dtype(), Y, X2V_DISPATCH_FLOAT(gtype, G, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
-      k_row_norm_vec<float, Y, G, P, O, kVecPerThread><<<static_cast<unsigned>(R), vec_threads(D), 0, stream()>>>(
-          static_cast<float*>(x.raw()), static_cast<const Y*>(y.raw()),
-          gate.defined() ? static_cast<const G*>(gate.raw()) : nullptr, g_per_row,
-          w.defined() ? static_cast<const P*>(w.raw()) : nullptr, b.defined() ? static_cast<const P*>(b.raw()) : nullptr,
-          static_cast<O*>(o.raw()), static_cast<int>(D), eps, mode, per_row);
-    }))));
-    X2V_LAUNCH_CHECK();
-    return o;
-  }
+  float* xp = static_cast<float*>(const_cast<void*>(x.raw()));
   X2V_DISPATCH_FLOAT(y.dtype(), Y, X2V_DISPATCH_FLOAT(gtype, G, X2V_DISPATCH_FLOAT(ptype, P, X2V_DISPATCH_FLOAT(out, O, {
-    auto kern = k_add_row_norm<Y, G, P, O>;
-    size_t sm = smem_for(D, reinterpret_cast<const void*>(kern));
-    kern<<<static_cast<unsigned>(R), kThreads, sm, stream()>>>(
-        static_cast<float*>(x.raw()), static_cast<const Y*>(y.raw()),
-        gate.defined() ? static_cast<const G*>(gate.raw()) : nullptr, g_per_row,
-        w.defined() ? static_cast<const P*>(w.raw()) : nullptr, b.defined() ? static_cast<const P*>(b.raw()) : nullptr,
-        static_cast<O*>(o.raw()), D, eps, mode, per_row);
+    Terms<Y, G> t;
+    t.y = static_cast<const Y*>(y.raw());
+    t.g = gate.defined() ? static_cast<const G*>(gate.raw()) : nullptr;
+    t.g_rows = g_rows;
+    t.y2 = y2c.defined() ? static_cast<const Y*>(y2c.raw()) : nullptr;
+    t.g2 = g2c.defined() ? static_cast<const G*>(g2c.raw()) : nullptr;
+    t.g2_rows = g2_rows;
+    t.write = write;
+    const P* wp = w.defined() ? static_cast<const P*>(w.raw()) : nullptr;
+    const P* bp = b.defined() ? static_cast<const P*>(b.raw()) : nullptr;
+    if (vec_rows(D, {&x, &y, &gate, &y2c, &g2c, &w, &b, &o})) {
+      k_row_norm_vec<float, Y, G, P, O, kVecPerThread><<<static_cast<unsigned>(R), vec_threads(D), 0, stream()>>>(
+          xp, t, wp, bp, static_cast<O*>(o.raw()), static_cast<int>(D), eps, mode, per_row);
+    } else {
+      auto kern = k_add_row_norm<Y, G, P, O>;
+      size_t sm = smem_for(D, reinterpret_cast<const void*>(kern));
+      kern<<<static_cast<unsigned>(R), kThreads, sm, stream()>>>(xp, t, wp, bp, static_cast<O*>(o.raw()), D, eps,
+                                                                  mode, per_row);
+    }
   }))));
   X2V_LAUNCH_CHECK();
   return o;
@@ -300,14 +334,14 @@ Tensor add_row_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor
 
 }  // namespace
 
-Tensor add_layer_norm(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
+Tensor add_layer_norm(const Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& weight, const Tensor& bias,
                       float eps, DType out) {
-  return add_row_norm(x, y, gate, weight, bias, eps, 0, out, "add_layer_norm");
+  return add_row_norm(x, y, gate, Tensor(), Tensor(), false, weight, bias, eps, 0, out, "add_layer_norm");
 }
 
-Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& shift,
-                               const Tensor& scale, float eps, DType out) {
-  return add_row_norm(x, y, gate, shift, scale, eps, 1, out, "add_layer_norm_modulate");
+Tensor add_layer_norm_modulate(Tensor& x, const Tensor& y, const Tensor& gate, const Tensor& y2, const Tensor& gate2,
+                               const Tensor& shift, const Tensor& scale, float eps, DType out) {
+  return add_row_norm(x, y, gate, y2, gate2, true, shift, scale, eps, 1, out, "add_layer_norm_modulate");
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, DType out) {
