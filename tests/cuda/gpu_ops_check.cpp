@@ -149,27 +149,29 @@ void check_norms() {
         Tensor xr = dt == DType::BF16 ? x : x;  // the CPU rounds nothing; bf16 rounding is inside the tolerance
         report("rms_norm", sh, dt, ops::rms_norm(dev(x, dt), dev(w, DType::F32), 1e-6f), ops::rms_norm(xr, w, 1e-6f),
                tol_for(dt));
-        // Fused residual updates + norm: LN of x + y·gate with x left as it was; x += y·gate + y2 (the
-        // DiT's two updates per FFN norm) or x += y·gate alone, then LN-modulate of the new x.
+        // Fused residual updates + norm: LN of x + y·gate with x left as it was; x += y·gate, alone or
+        // with a second update y2 (ungated, as the DiT's FFN norm adds the cross-attention, or gated by
+        // a row), then LN-modulate of the new x.
         for (bool per_tok : {false, true}) {
           Tensor y = host_random({R, D}), y2 = host_random({R, D}), gate = per_tok ? host_random({R, D}) : host_random({D});
+          Tensor gate2 = host_random({D});
           const std::string tok = per_tok ? "/tok" : "";
           Tensor x1 = x.clone();
           ops::gated_add_(x1, y, gate);
-          Tensor x12 = x1.clone();
-          ops::add_(x12, y2);
           Tensor xd = dev(x, DType::F32);
           Tensor got = ops::cuda::add_layer_norm(xd, dev(y, dt), dev(gate, DType::F32), dev(w, DType::F32),
                                                  dev(b, DType::F32), 1e-6f, dt);
           report("add_layer_norm" + tok, sh, dt, got, ops::layer_norm(x1, w, b, 1e-6f), tol_for(dt));
           report("add_layer_norm (x kept)", sh, dt, xd, x, 0.0);
-          for (bool second : {false, true}) {
+          for (int second : {0, 1, 2}) {  // no y2; y2 ungated; y2·gate2
+            Tensor xr = x1.clone();
+            if (second == 1) ops::add_(xr, y2);
+            if (second == 2) ops::gated_add_(xr, y2, gate2);
             Tensor xd2 = dev(x, DType::F32);
-            Tensor got2 = ops::cuda::add_layer_norm_modulate(xd2, dev(y, dt), dev(gate, DType::F32),
-                                                             second ? dev(y2, dt) : Tensor(), Tensor(),
-                                                             dev(shr, DType::F32), dev(scr, DType::F32), 1e-6f, dt);
-            const Tensor& xr = second ? x12 : x1;
-            const std::string what = std::string("add_ln_modulate") + (second ? "+y2" : "") + tok;
+            Tensor got2 = ops::cuda::add_layer_norm_modulate(
+                xd2, dev(y, dt), dev(gate, DType::F32), second ? dev(y2, dt) : Tensor(),
+                second == 2 ? dev(gate2, DType::F32) : Tensor(), dev(shr, DType::F32), dev(scr, DType::F32), 1e-6f, dt);
+            const std::string what = std::string("add_ln_modulate") + (second == 1 ? "+y2" : second == 2 ? "+y2·g2" : "") + tok;
             report(what, sh, dt, got2, ops::layer_norm_modulate(xr, shr, scr, 1e-6f), tol_for(dt));
             report(what + " (x)", sh, dt, xd2, xr, tol_for(dt, 1e-6));
           }
@@ -309,27 +311,22 @@ void check_attention() {
                      ops::cuda::attention_with(ops::cuda::AttnImpl::Flash, dev(q, dt), dev(k, dt), dev(v, dt), scale,
                                                {}, {}),
                      ref, 2e-2);
-              // Each key tile the kernel is built for, whichever the automatic choice takes here.
-              for (int tile : {ops::cuda::fa3::kKeyTile, ops::cuda::fa3::kShortKeyTile}) {
-                const std::string kt = " kt" + std::to_string(tile);
-                auto flash = [&](ops::cuda::FlashOptions opt) {
-                  opt.key_tile = tile;
-                  Tensor got;
-                  std::string why;
-                  if (!ops::cuda::flash_attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, &got, &why, opt))
-                    throw Error(ErrorKind::Unsupported, why);
-                  return got;
-                };
-                report("attention(flash" + kt + ")", sh, dt, flash({}), ref, 2e-2);
-                // Every query tile's keys in 2 and 3 ranges, merged after: the path the automatic
-                // schedule takes for a last, partly full round of CTAs (needs a key tile per range).
-                for (int parts : {2, 3})
-                  if ((c.Lk + tile - 1) / tile >= parts)
-                    report("attention(flash" + kt + " " + std::to_string(parts) + " ranges)", sh, dt,
-                           flash({.force_parts = parts}), ref, 2e-2);
-                // Every query tile in a CTA of its own, instead of pairs sharing their K/V loads.
-                report("attention(flash" + kt + " single)", sh, dt, flash({.pairs = false}), ref, 2e-2);
+              // Every query tile's keys in 2 and 3 ranges, merged after: the path the automatic schedule
+              // takes for a last, partly full round of CTAs (needs a key tile per range).
+              for (int parts : {2, 3}) {
+                if ((c.Lk + ops::cuda::fa3::kKeyTile - 1) / ops::cuda::fa3::kKeyTile < parts) continue;
+                Tensor got;
+                std::string why;
+                if (!ops::cuda::flash_attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, &got, &why, {parts}))
+                  throw Error(ErrorKind::Unsupported, why);
+                report("attention(flash " + std::to_string(parts) + " ranges)", sh, dt, got, ref, 2e-2);
               }
+              // Every query tile in a CTA of its own, instead of pairs sharing their K/V loads.
+              Tensor got;
+              std::string why;
+              if (!ops::cuda::flash_attention(dev(q, dt), dev(k, dt), dev(v, dt), scale, &got, &why, {0, false}))
+                throw Error(ErrorKind::Unsupported, why);
+              report("attention(flash single)", sh, dt, got, ref, 2e-2);
             } catch (const Error& e) {
               // Only a device or build without sm_90a may refuse; on a Hopper card that is a failure.
               const bool hopper = x2v::cuda::compute_capability() == 90;

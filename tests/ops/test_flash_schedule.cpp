@@ -134,24 +134,3 @@ TEST(FlashSchedule, PersistentPairsRunEqualUnitCounts) {
         }
       }
 }
-
-TEST(FlashSchedule, KeyTileFollowsThePadding) {
-  // The DiT's 512 text keys: 3 tiles of 192 compute 576 keys, 4 of 128 exactly 512.
-  EXPECT_EQ(flash_key_tile(512), kShortKeyTile);
-  EXPECT_EQ(flash_key_tile(1), kShortKeyTile);
-  EXPECT_EQ(flash_key_tile(1024), kShortKeyTile);
-  // The self-attention: both pad under 0.3 %, and the wide tile stays.
-  EXPECT_EQ(flash_key_tile(32760), kKeyTile);
-  EXPECT_EQ(flash_key_tile(75600), kKeyTile);
-  EXPECT_EQ(flash_key_tile(384), kKeyTile);  // 2 tiles of 192, 3 of 128: no padding either way
-  for (int64_t Lk = 1; Lk < 100000; Lk += 37) {
-    const int64_t t = flash_key_tile(Lk);
-    const int64_t padded = (Lk + t - 1) / t * t, wide = (Lk + kKeyTile - 1) / kKeyTile * kKeyTile;
-    ASSERT_LE(padded, wide) << Lk;  // never more padding than the wide tile
-    if (t == kShortKeyTile) {
-      ASSERT_LE(20 * padded, 19 * wide) << Lk;
-    }
-  }
-  // The schedule records the tile, so that the matching kernel runs it.
-  EXPECT_EQ(schedule_attention(32760, 512, 40, kQueryTile, kShortKeyTile, 132, 0, true).key_tile, kShortKeyTile);
-}

@@ -2,9 +2,8 @@
 // stderr). What it times:
 //   gemm  — cuBLASLt bf16 GEMMs at the Wan DiT shapes (the ceiling the DiT's linears run at);
 //   attn  — attention at the DiT shapes: cuDNN's fused kernel, the own Hopper flash kernel (also with every
-//           query tile run whole, "flash-whole", with no query tiles paired, "flash-single", and with the
-//           key tile its automatic choice does not take, "flash-kt128" or "flash-kt192"), the general
-//           kernel;
+//           query tile run whole, "flash-whole", and with no query tiles paired, "flash-single"), the
+//           general kernel;
 //   dit   — one DiT forward (wan2.1-1.3b / wan2.1-14b, 480p / 720p, 512 text tokens, CFG off and on)
 //           through models::wan::DitModel, with random weights made on the GPU;
 //   conv  — cuDNN conv3d at the Wan VAE decoder's shapes;
@@ -166,9 +165,8 @@ void bench_attn(const BenchOptions& o) {
         if (!oc::flash_attention(q, k, v, 0.0884f, &out, &why, opt)) fail(ErrorKind::Unsupported, why);
       };
     };
-    const int other_tile = oc::fa3::flash_key_tile(a.Lk) == oc::fa3::kKeyTile ? oc::fa3::kShortKeyTile : oc::fa3::kKeyTile;
     struct Impl {
-      std::string name;
+      const char* name;
       std::function<void()> run;
       bool slow;  // the general kernel: timed once, and only at the shapes marked `own`
     };
@@ -177,10 +175,9 @@ void bench_attn(const BenchOptions& o) {
         {"flash", with(oc::AttnImpl::Flash), false},
         // The flash kernel with every query tile run whole, without the split of its last, partly full
         // round of CTAs: what the split is worth.
-        {"flash-whole", flash_with({.force_parts = 1}), false},
+        {"flash-whole", flash_with({1}), false},
         // Every query tile in a CTA of its own: what sharing K/V loads between pairs is worth.
-        {"flash-single", flash_with({.pairs = false}), false},
-        {"flash-kt" + std::to_string(other_tile), flash_with({.key_tile = other_tile}), false},
+        {"flash-single", flash_with({0, false}), false},
         {"own", with(oc::AttnImpl::Own), true}};
     for (const Impl& im : impls) {
       if (im.slow && !a.own) continue;
@@ -188,12 +185,12 @@ void bench_attn(const BenchOptions& o) {
       try {
         ms = time_ms(im.slow ? 1 : o.reps + 2, o.sustain, im.run);
       } catch (const Error& e) {
-        std::fprintf(stderr, "attn  %-20s %s: %s\n", a.name, im.name.c_str(), e.what());
+        std::fprintf(stderr, "attn  %-20s %s: %s\n", a.name, im.name, e.what());
         emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"error", e.what()}});
         continue;
       }
       const double tf = flop / (ms * 1e-3) / 1e12;
-      std::fprintf(stderr, "attn  %-20s %-11s Lq%-6lld Lk%-6lld H%-3lld %9.3f ms %6.0f TFLOP/s\n", a.name, im.name.c_str(),
+      std::fprintf(stderr, "attn  %-20s %-11s Lq%-6lld Lk%-6lld H%-3lld %9.3f ms %6.0f TFLOP/s\n", a.name, im.name,
                    (long long)a.Lq, (long long)a.Lk, (long long)a.H, ms, tf);
       emit({{"bench", "attn"}, {"name", a.name}, {"impl", im.name}, {"Lq", a.Lq}, {"Lk", a.Lk}, {"H", a.H}, {"D", D},
             {"ms", ms}, {"tflops", tf}});

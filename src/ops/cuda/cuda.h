@@ -140,8 +140,6 @@ struct FlashOptions {
   // Query tiles run in pairs that share their K/V loads (cluster launch) where the device allows;
   // false runs every CTA alone (for checks and benchmarks).
   bool pairs = true;
-  // Keys per pipeline stage, fa3::kKeyTile or fa3::kShortKeyTile; 0: fa3::flash_key_tile(Lk).
-  int key_tile = 0;
 };
 bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,
                      const FlashOptions& opt = {});

@@ -31,22 +31,14 @@ bool sm90a_available() {
 }  // namespace
 
 fa3::Schedule flash_plan(int64_t Lq, int64_t Lk, int64_t H, const FlashOptions& opt) {
-  const int key_tile = opt.key_tile > 0 ? opt.key_tile : fa3::flash_key_tile(Lk);
-  int pair_slots = 0;
-  if (opt.pairs && sm90a_available())
-    pair_slots = key_tile == fa3::kShortKeyTile ? fa3::pair_slots<fa3::kShortKeyTile>() : fa3::pair_slots<fa3::kKeyTile>();
-  return fa3::schedule_attention(Lq, Lk, H, fa3::kQueryTile, key_tile,
+  const int pair_slots = opt.pairs && sm90a_available() ? fa3::pair_slots() : 0;
+  return fa3::schedule_attention(Lq, Lk, H, fa3::kQueryTile, fa3::kKeyTile,
                                  pair_slots > 0 ? pair_slots : x2v::cuda::sm_count(), opt.force_parts, pair_slots > 0);
 }
 
 bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor* out, std::string* why,
                      const FlashOptions& opt) {
   const int64_t Lq = q.size(0), H = q.size(1), Lk = k.size(0);
-  if (opt.key_tile != 0 && opt.key_tile != fa3::kKeyTile && opt.key_tile != fa3::kShortKeyTile) {
-    *why = "the flash kernel's key tile is " + std::to_string(fa3::kKeyTile) + " or " +
-           std::to_string(fa3::kShortKeyTile);
-    return false;
-  }
   if (q.size(2) != fa3::kHeadDim || v.size(2) != fa3::kHeadDim) {
     *why = "the flash kernel takes head dim 128 only";
     return false;
@@ -64,8 +56,7 @@ bool flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, float sc
   const fa3::Schedule sched = flash_plan(Lq, Lk, H, opt);
   const size_t part_bytes = fa3::partial_bytes(sched);
   Tensor partial = part_bytes ? Tensor::empty({static_cast<int64_t>(part_bytes)}, DType::U8, Device::CUDA) : Tensor();
-  const auto run = sched.key_tile == fa3::kShortKeyTile ? fa3::attention<fa3::kShortKeyTile> : fa3::attention<fa3::kKeyTile>;
-  const char* err = run(static_cast<const __nv_bfloat16*>(qb.raw()), static_cast<const __nv_bfloat16*>(kb.raw()),
+  const char* err = fa3::attention(static_cast<const __nv_bfloat16*>(qb.raw()), static_cast<const __nv_bfloat16*>(kb.raw()),
                                    static_cast<const __nv_bfloat16*>(vb.raw()), static_cast<__nv_bfloat16*>(ob.raw()),
                                    static_cast<int>(Lq), static_cast<int>(Lk), static_cast<int>(H), scale, sched,
                                    part_bytes ? partial.raw() : nullptr, x2v::cuda::stream());

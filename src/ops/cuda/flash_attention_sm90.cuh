@@ -43,7 +43,6 @@ constexpr int kSmemQ = 2 * kHalfTileQ;
 // two-stage K/V ring fits in shared memory beside Q (225 KB of 227). On the H100, with paired CTAs,
 // 192 ran at 675-678 TFLOP/s against 664-665 for FlashAttention-3's 176 at 32 760 tokens and
 // 657-660 against 645-646 at 75 600 (run 60); 176 had beaten 128 before (docs/performance.md).
-// 128 (kShortKeyTile) for key counts that 192 pads by much (flash_key_tile).
 template <int kBlockN>
 struct Tiles {
   static constexpr int kHalfTileKV = kBlockN * 64 * 2;
@@ -175,15 +174,6 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[96], uint64_t da, uint64_t d
       "{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 " X2V_REGS96 ", %96, %97, p, 1, 1, 0, 0;\n}\n"
       : X2V_ACC96(d)
-      : "l"(da), "l"(db), "r"(accumulate));
-}
-
-// The same for a 64×128×16 step (kShortKeyTile).
-__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " X2V_REGS64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : X2V_ACC64(d)
       : "l"(da), "l"(db), "r"(accumulate));
 }
 
@@ -629,8 +619,7 @@ inline const char* attention(const __nv_bfloat16* q, const __nv_bfloat16* k, con
   if ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k) | reinterpret_cast<uintptr_t>(v)) & 15)
     return "q, k and v must be 16-byte aligned";
   const int64_t min_qtiles = (Lq + kBlockM - 1) / kBlockM;
-  if (sched.key_tile != kBlockN || sched.qtiles < min_qtiles || sched.qtiles > min_qtiles + 1 ||
-      sched.units != sched.qtiles * H ||
+  if (sched.qtiles < min_qtiles || sched.qtiles > min_qtiles + 1 || sched.units != sched.qtiles * H ||
       sched.whole < 0 || sched.whole > sched.units || sched.parts < 1 || (sched.cluster != 1 && sched.cluster != 2) ||
       sched.whole % sched.cluster != 0 || (sched.cluster == 2 && (sched.qtiles % 2 != 0 || sched.slots % 2 != 0)))
     return "the schedule does not match the problem";

@@ -18,20 +18,9 @@
 
 namespace x2v::ops::cuda::fa3 {
 
-// The flash kernel's tiles: 128 query rows per CTA, kKeyTile keys per pipeline stage; kShortKeyTile for
-// key counts that 192 would pad by much (flash_key_tile).
+// The flash kernel's tiles: 128 query rows per CTA, kKeyTile keys per pipeline stage.
 constexpr int kQueryTile = 128;
 constexpr int kKeyTile = 192;
-constexpr int kShortKeyTile = 128;
-
-// The key tile for Lk keys: kKeyTile, unless kShortKeyTile pads at least 5 % fewer keys. A tile's
-// padding is computed and thrown away: the cross-attention's 512 text keys are 3 tiles of 192 (576 keys
-// computed, 12.5 % waste) or exactly 4 of 128; at 32 760 and 75 600 keys both pad under 0.3 %, and the
-// wider tile keeps its lower per-key overhead.
-inline int flash_key_tile(int64_t Lk) {
-  auto padded = [Lk](int64_t tile) { return (Lk + tile - 1) / tile * tile; };
-  return 20 * padded(kShortKeyTile) <= 19 * padded(kKeyTile) ? kShortKeyTile : kKeyTile;
-}
 
 // The first of the key tiles 0 .. n_tiles-1 that part p of `parts` runs; part p ends where p + 1 begins.
 X2V_FA3_HD inline int range_begin(int n_tiles, int p, int parts) {
@@ -46,7 +35,6 @@ struct Schedule {
   // for the whole units (2: pairs of one head that share their K/V loads).
   int64_t qtiles = 0;
   int cluster = 1;
-  int key_tile = kKeyTile;  // keys per pipeline stage, the kernel instantiation that runs it
   int slots = 0;  // CTAs resident at once, as planned for
   int64_t split_units() const { return units - whole; }
   // Whole units plus split pieces: the largest unit or piece index the kernels compute.
@@ -99,7 +87,6 @@ inline Schedule schedule_attention(int64_t Lq, int64_t Lk, int64_t H, int block_
   Schedule s = force_parts > 0 ? schedule_all(units, force_parts)
                                : plan_schedule(units, (Lk + block_n - 1) / block_n, slots);
   s.qtiles = qtiles;
-  s.key_tile = block_n;
   s.cluster = pairs && s.whole % 2 == 0 ? 2 : 1;
   s.slots = slots;
   return s;
