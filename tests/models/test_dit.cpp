@@ -97,6 +97,30 @@ TEST(Dit, I2VOfficial) {
   EXPECT_EQ(check_io(m, "dit_i2v.io.safetensors", "dit_i2v"), 3 + 6);
 }
 
+// embed_context computes every block's cross-attention keys and values once per context; a context
+// with the embeddings alone has the forward compute them. Both give the same output, and the cached
+// ones are what the forward would compute (I2V: text and image branches).
+TEST(Dit, CrossAttentionKeysAndValuesFromTheContext) {
+  DitModel m = DitModel::load(fixture("wan21/dit_i2v.safetensors"));
+  io::SafeTensors io = io::SafeTensors::open(fixture("wan21/dit_i2v.io.safetensors"));
+  const DitContext full = m.embed_context(io.get("case0.context"), io.get("case0.clip_fea"));
+  const size_t n = m.weights().blocks.size();
+  ASSERT_EQ(full.text_k.size(), n);
+  ASSERT_EQ(full.text_v.size(), n);
+  ASSERT_EQ(full.image_k.size(), n);
+  ASSERT_EQ(full.image_v.size(), n);
+  const DitConfig& c = m.config();
+  EXPECT_EQ(full.text_k[0].shape(), (std::vector<int64_t>{c.text_len, c.num_heads, c.head_dim()}));
+  EXPECT_EQ(full.image_v[0].shape(), (std::vector<int64_t>{c.clip_tokens(), c.num_heads, c.head_dim()}));
+  DitContext bare;
+  bare.text = full.text;
+  bare.image = full.image;
+  const Tensor x = io.get("case0.x"), y = io.get("case0.y"), t = Tensor::scalar_f32(500.f);
+  const std::vector<float> a = m.forward(x, y, t, full).to_vector(), b = m.forward(x, y, t, bare).to_vector();
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(a, b);
+}
+
 TEST(Dit, I2VDiffusersNames) {
   DitModel m = DitModel::load(fixture("wan21/dit_i2v.diffusers.safetensors"));
   EXPECT_TRUE(m.config().clip_branch);

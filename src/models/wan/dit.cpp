@@ -193,6 +193,19 @@ struct Grid {
   int64_t F, H, W;
 };
 
+struct CrossKV {
+  Tensor k, v;
+};
+// One block's cross-attention keys (RMS-normed where the model norms q and k) and values of the
+// context tokens t [n, dim], split into heads.
+CrossKV cross_kv(const DitConfig& c, const LinearW& wk, const LinearW& wv, const Tensor& norm_k, const Tensor& t,
+                 DType act) {
+  const int64_t H = c.num_heads, Dh = c.head_dim();
+  Tensor k = ops::linear(t, wk.weight, wk.bias, ops::Act::None, act);
+  if (c.qk_norm) k = ops::rms_norm(k, norm_k, static_cast<float>(c.eps));
+  return {k.reshape({t.size(0), H, Dh}), ops::linear(t, wv.weight, wv.bias, ops::Act::None, act).reshape({t.size(0), H, Dh})};
+}
+
 }  // namespace
 
 DitContext DitModel::embed_context(const Tensor& context, const Tensor& clip_fea, const DitObserver& obs) const {
@@ -212,12 +225,28 @@ DitContext DitModel::embed_context(const Tensor& context, const Tensor& clip_fea
   ctx.text = ops::linear(ops::linear(text, w_.text_embedding_0.weight, w_.text_embedding_0.bias, ops::Act::GeluTanh, act),
                          w_.text_embedding_2.weight, w_.text_embedding_2.bias, ops::Act::None, act);
   if (obs) obs("context_embedded", ctx.text);
+  ctx.image = embed_image(clip_fea);
+  for (const DitBlock& b : w_.blocks) {
+    const DitCrossAttention& ca = b.cross_attn;
+    CrossKV t = cross_kv(c, ca.k, ca.v, ca.norm_k, ctx.text, act);
+    ctx.text_k.push_back(t.k);
+    ctx.text_v.push_back(t.v);
+    if (!c.clip_branch) continue;
+    CrossKV i = cross_kv(c, ca.k_img, ca.v_img, ca.norm_k_img, ctx.image, act);
+    ctx.image_k.push_back(i.k);
+    ctx.image_v.push_back(i.v);
+  }
+  return ctx;
+}
 
+// img_emb of the CLIP features (undefined for a model without the CLIP branch).
+Tensor DitModel::embed_image(const Tensor& clip_fea) const {
+  const DitConfig& c = cfg_;
   if (!c.clip_branch) {
     if (clip_fea.defined())
       fail(ErrorKind::InvalidArgument, "DiT: clip_fea was given, but this ", c.model_type,
            " model has no CLIP image branch (no img_emb weights)");
-    return ctx;
+    return Tensor();
   }
   const int64_t n = c.clip_tokens();
   if (!clip_fea.defined())
@@ -233,8 +262,7 @@ DitContext DitModel::embed_context(const Tensor& context, const Tensor& clip_fea
   const DitImageEmbedding& ie = w_.img_emb;
   img = ops::layer_norm(img, ie.proj_0.weight, ie.proj_0.bias, 1e-5f);
   img = apply(apply(img, ie.proj_1, ops::Act::GeluErf), ie.proj_3);
-  ctx.image = ops::layer_norm(img, ie.proj_4.weight, ie.proj_4.bias, 1e-5f);
-  return ctx;
+  return ops::layer_norm(img, ie.proj_4.weight, ie.proj_4.bias, 1e-5f);
 }
 
 namespace {
@@ -251,18 +279,18 @@ class Forward {
   // is applied by the norm after it, in the same pass over x. The cross-attention's norm only reads
   // x + sa·gate: that update is written with the next one, by the FFN's norm. The block's last update,
   // x += ffn·gate, is left pending for the next block's first norm (flush() applies it alone).
-  void block(Tensor& x, const DitBlock& b, const Tensor& e0) {
+  void block(Tensor& x, size_t i, const DitBlock& b, const Tensor& e0) {
     const Tensor m = ops::add(e0, b.modulation.reshape({6 * c_.dim}));
     Tensor a = ops::add_layer_norm_modulate(x, pend_, {}, chunk(m, 0, 6), chunk(m, 1, 6), eps_, act_);
     const ops::Residual sa{self_attention(b.self_attn, a), chunk(m, 2, 6)};
     // Cross-attention: normed, but neither modulated nor gated.
     Tensor f;
     if (c_.cross_attn_norm) {
-      const Tensor ca = cross_attention(b.cross_attn, ops::add_layer_norm(x, sa, b.norm3.weight, b.norm3.bias, eps_, act_));
+      const Tensor ca = cross_attention(b.cross_attn, ops::add_layer_norm(x, sa, b.norm3.weight, b.norm3.bias, eps_, act_), i);
       f = ops::add_layer_norm_modulate(x, sa, {ca, {}}, chunk(m, 3, 6), chunk(m, 4, 6), eps_, act_);
     } else {
       ops::gated_add_(x, sa.y, sa.gate);
-      f = ops::add_layer_norm_modulate(x, {cross_attention(b.cross_attn, x), {}}, {}, chunk(m, 3, 6), chunk(m, 4, 6),
+      f = ops::add_layer_norm_modulate(x, {cross_attention(b.cross_attn, x, i), {}}, {}, chunk(m, 3, 6), chunk(m, 4, 6),
                                        eps_, act_);
     }
     pend_ = {apply(apply(f, b.ffn_0, ops::Act::GeluTanh), b.ffn_2), chunk(m, 5, 6)};
@@ -302,14 +330,17 @@ class Forward {
     return apply(attend(q, k, v).reshape({a.size(0), c_.dim}), s.o);
   }
 
-  // Text attention plus (CLIP branch) image attention with the same query, summed before `o`.
-  Tensor cross_attention(const DitCrossAttention& s, const Tensor& x) const {
+  // Text attention plus (CLIP branch) image attention with the same query, summed before `o`; block i's
+  // keys and values from the context where embed_context made them.
+  Tensor cross_attention(const DitCrossAttention& s, const Tensor& x, size_t i) const {
     Tensor q = heads(qk_norm(apply(x, s.q), s.norm_q));
-    Tensor k = heads(qk_norm(apply(ctx_.text, s.k), s.norm_k));
-    Tensor out = attend(q, k, heads(apply(ctx_.text, s.v)));
+    const CrossKV t = i < ctx_.text_k.size() ? CrossKV{ctx_.text_k[i], ctx_.text_v[i]}
+                                             : cross_kv(c_, s.k, s.v, s.norm_k, ctx_.text, act_);
+    Tensor out = attend(q, t.k, t.v);
     if (c_.clip_branch) {
-      Tensor ki = heads(qk_norm(apply(ctx_.image, s.k_img), s.norm_k_img));
-      out = ops::add(out, attend(q, ki, heads(apply(ctx_.image, s.v_img))));
+      const CrossKV im = i < ctx_.image_k.size() ? CrossKV{ctx_.image_k[i], ctx_.image_v[i]}
+                                                 : cross_kv(c_, s.k_img, s.v_img, s.norm_k_img, ctx_.image, act_);
+      out = ops::add(out, attend(q, im.k, im.v));
     }
     return apply(out.reshape({x.size(0), c_.dim}), s.o);
   }
@@ -403,7 +434,7 @@ Tensor DitModel::forward(const Tensor& x, const Tensor& y, const Tensor& t, cons
 
   Forward fw(c, ctx, g, activation_dtype());
   for (size_t i = 0; i < w_.blocks.size(); ++i) {
-    fw.block(h, w_.blocks[i], e0);
+    fw.block(h, i, w_.blocks[i], e0);
     if (obs) {
       fw.flush(h);
       obs("block" + std::to_string(i) + "_out", h);
