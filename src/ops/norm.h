@@ -22,7 +22,7 @@ struct Residual {
 // adds them one at a time), then the norm of v in dtype `out`:
 //   add_layer_norm:          LN(v)·weight + bias; x itself is not changed. The DiT's cross-attention
 //                            norm: its update is applied with the next one (r₁ of the FFN's norm),
-//                            which saves a write and a read of the stream per block.
+//                            which saves a write of the stream per block for a second read of y.
 //   add_layer_norm_modulate: LN(v)·(1 + scale) + shift, and x = v in place.
 // x must be f32. The CPU backend computes in f32 and converts to `out`; CUDA writes `out` directly
 // (bf16 where the next op is a matmul, which would round its input to bf16 anyway).
