@@ -52,6 +52,8 @@ struct BenchOptions {
   double sustain = 0;         // seconds of the same work before each timing (see time_ms)
 };
 
+#ifdef X2V_WITH_CUDA
+
 bool has(const std::string& list, const std::string& item) {
   std::stringstream ss(list);
   std::string s;
@@ -59,8 +61,6 @@ bool has(const std::string& list, const std::string& item) {
     if (s == item || s == "all") return true;
   return false;
 }
-
-#ifdef X2V_WITH_CUDA
 
 using ops::Act;
 namespace oc = ops::cuda;
