@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # On the GPU machine: build this checkout ("new") and a second source tree ("base", e.g. an older commit
 # unpacked with `git archive <ref> | tar -x -C DIR` before the call, in a git-ignored folder that the
-# call carries), then time both alternately on the same card, so that the card's clock and power state
-# affect both alike (see docs/performance.md, "The power limit").
+# call carries, with the ref's hash in DIR/COMMIT), then time both alternately on the same card, so that
+# the card's clock and power state affect both alike (see docs/performance.md, "The power limit").
 #
 #   bench/device_ab.sh --base DIR [--rounds N] [--bench-args "..."] [--check-args "..."] [--fixtures DIR]
 #
 # --check-args runs gpu_ops_check on the new build first (e.g. "--only attention"); without it the checks
-# are skipped. Every round's JSON lines go to $OUT (or bench/out) as ab-{new,base}.jsonl (each round starts
-# with its "start" line), the readable lines to ab-{new,base}.log and, last, to stdout. Nothing here
+# are skipped. Every round's JSON lines go to $OUT (or bench/out) as ab-{new,base}.jsonl (after a "meta"
+# line with the tree's commit and the command, as device_run.sh writes; each round starts with its
+# "start" line), the readable lines to ab-{new,base}.log and, last, to stdout. Nothing here
 # changes the card's settings. Exit status: 1 if a build, the checks or a bench run failed.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -53,7 +54,16 @@ if [ -n "$check_args" ]; then
   grep -E "^FAIL|passed" "$out/ab-check.log" | head -20
 fi
 
-: > "$out/ab-new.jsonl"; : > "$out/ab-base.jsonl"; : > "$out/ab-new.log"; : > "$out/ab-base.log"
+# The commit of each tree: X2V_COMMIT for this checkout (whose device copy may carry a stale git HEAD),
+# DIR/COMMIT for the base (an unpacked tree inside the checkout would otherwise report the checkout's).
+commit_of() { cat "$1/COMMIT" 2>/dev/null || git -C "$1" rev-parse --short HEAD 2>/dev/null || echo unknown; }
+gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+for tag in new base; do
+  if [ $tag = new ]; then commit="${X2V_COMMIT:-$(commit_of "$here")}"; else commit="$(commit_of "$base")"; fi
+  printf '{"bench":"meta","tree":"%s","commit":"%s","command":"x2v bench %s","gpu":"%s"}\n' "$tag" "$commit" \
+    "$bench_args" "$gpu" > "$out/ab-$tag.jsonl"
+done
+: > "$out/ab-new.log"; : > "$out/ab-base.log"
 for r in $(seq 1 "$rounds"); do
   for tag in new base; do
     bin="$new_build/x2v"
